@@ -1,0 +1,197 @@
+"""The one code path that stores events, whatever door they came in by."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from .models import Event, EventResource, iso
+from .schema import CleanEvent
+
+log = logging.getLogger(__name__)
+
+EVENTS_GROUP = "events"
+# Channel-layer messages stay well under channels-redis' comfortable size.
+PUBLISH_CHUNK = 200
+
+
+@dataclass
+class IngestResult:
+    new: int
+    duplicates: int
+    stored: list[CleanEvent]
+
+    def as_dict(self) -> dict[str, int]:
+        return {"new": self.new, "duplicates": self.duplicates}
+
+
+def wire(event: CleanEvent) -> dict:
+    """An event in Prefect's ReceivedEvent shape, for the channel layer and the read APIs."""
+    return {
+        "occurred": iso(event.occurred),
+        "event": event.event,
+        "resource": event.resource,
+        "related": event.related,
+        "payload": event.payload,
+        "id": str(event.id),
+        "follows": str(event.follows) if event.follows else None,
+        "received": iso(event.received),
+    }
+
+
+def ingest(events: Sequence[CleanEvent]) -> IngestResult:
+    """Store the events that are new, all or nothing, and publish them once committed.
+
+    Returns how many were new and how many were already stored (or repeated in the batch).
+    """
+    unique: dict = {}
+    for event in events:
+        unique.setdefault(event.id, event)
+    received = timezone.now()
+    for event in unique.values():
+        event.received = received
+
+    with transaction.atomic():
+        existing = set(Event.objects.filter(id__in=list(unique)).values_list("id", flat=True))
+        fresh = [e for e in unique.values() if e.id not in existing]
+        if fresh:
+            if connection.vendor == "postgresql":
+                fresh = _store_postgres(fresh)
+            else:
+                _store_orm(fresh)
+            transaction.on_commit(lambda: publish(fresh))
+    return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
+
+
+def _resource_rows(event: CleanEvent):
+    seen = set()
+    for resource_id, role, labels in event.resources():
+        # The same resource in the same role twice (a repeated tag) is one row: the feed's
+        # resource filters join on this table and must not see an event twice.
+        if (resource_id, role) in seen:
+            continue
+        seen.add((resource_id, role))
+        yield resource_id, role, labels
+
+
+def _store_orm(events: list[CleanEvent]) -> None:
+    Event.objects.bulk_create(
+        [
+            Event(
+                id=e.id,
+                occurred=e.occurred,
+                received=e.received,
+                event=e.event,
+                resource_id=e.resource_id,
+                resource=e.resource,
+                related=e.related,
+                payload=e.payload,
+                follows=e.follows,
+                search=e.search,
+            )
+            for e in events
+        ],
+        batch_size=500,
+    )
+    EventResource.objects.bulk_create(
+        [
+            EventResource(
+                event_id=e.id,
+                occurred=e.occurred,
+                event_name=e.event,
+                resource_id=rid,
+                role=role,
+                labels=labels,
+            )
+            for e in events
+            for rid, role, labels in _resource_rows(e)
+        ],
+        batch_size=500,
+    )
+
+
+EVENT_COLUMNS = "id, occurred, received, event, resource_id, resource, related, payload, follows, search"
+RESOURCE_COLUMNS = "event_id, occurred, event_name, resource_id, role, labels"
+
+
+def _copy_rows(cursor, events: list[CleanEvent]) -> None:
+    dumps = json.dumps
+    with cursor.copy(f"COPY {Event._meta.db_table} ({EVENT_COLUMNS}) FROM STDIN") as copy:
+        for e in events:
+            copy.write_row(
+                (
+                    e.id,
+                    e.occurred,
+                    e.received,
+                    e.event,
+                    e.resource_id,
+                    dumps(e.resource),
+                    dumps(e.related),
+                    dumps(e.payload),
+                    e.follows,
+                    e.search,
+                )
+            )
+    with cursor.copy(f"COPY {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) FROM STDIN") as copy:
+        for e in events:
+            for rid, role, labels in _resource_rows(e):
+                copy.write_row((e.id, e.occurred, e.event, rid, role, dumps(labels)))
+
+
+def _store_postgres(events: list[CleanEvent]) -> list[CleanEvent]:
+    """COPY both tables; if another writer stored one of these ids meanwhile, insert row by row.
+
+    The duplicate check before this is not a lock, so two batches carrying the same id can race
+    to here. The loser's COPY fails on the primary key and falls back to ON CONFLICT DO NOTHING,
+    which tells exactly which events were new.
+    """
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                _copy_rows(cursor.cursor, events)
+        return events
+    except IntegrityError:
+        log.info("ingest: concurrent duplicate ids, falling back to row-by-row insert")
+    stored = []
+    with connection.cursor() as cursor:
+        for e in events:
+            cursor.execute(
+                f"INSERT INTO {Event._meta.db_table} ({EVENT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                [
+                    e.id, e.occurred, e.received, e.event, e.resource_id, json.dumps(e.resource),
+                    json.dumps(e.related), json.dumps(e.payload), e.follows, e.search,
+                ],
+            )
+            if cursor.fetchone() is not None:
+                stored.append(e)
+        for e in stored:
+            for rid, role, labels in _resource_rows(e):
+                cursor.execute(
+                    f"INSERT INTO {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
+                    [e.id, e.occurred, e.event, rid, role, json.dumps(labels)],
+                )
+    return stored
+
+
+def publish(events: Sequence[CleanEvent]) -> None:
+    """Tell everything downstream of storage (live feeds, subscribers, automations)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    send = async_to_sync(layer.group_send)
+    for start in range(0, len(events), PUBLISH_CHUNK):
+        chunk = [wire(e) for e in events[start : start + PUBLISH_CHUNK]]
+        try:
+            send(EVENTS_GROUP, {"type": "events.stored", "events": chunk})
+        except Exception:
+            # The events are stored; a live viewer that misses them catches up from the
+            # database after its reconnect. Ingest must not fail for a push problem.
+            log.exception("ingest: could not publish %d events to the channel layer", len(chunk))

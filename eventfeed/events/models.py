@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models import F
+
+
+class PostgresOnlyIndex(models.Index):
+    """An index that exists on PostgreSQL and is a no-op elsewhere.
+
+    Operator classes (text_pattern_ops, gin_trgm_ops) have no SQLite equivalent, and SQLite
+    does not need them for the laptop default: its LIKE scans are fast enough at demo scale.
+    """
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return ""
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+    def remove_sql(self, model, schema_editor, **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return ""
+        return super().remove_sql(model, schema_editor, **kwargs)
+
+
+class PostgresOnlyGinIndex(PostgresOnlyIndex, GinIndex):
+    pass
+
+
+class Event(models.Model):
+    id = models.UUIDField(primary_key=True)
+    occurred = models.DateTimeField()
+    received = models.DateTimeField()
+    event = models.CharField(max_length=1024)
+    resource_id = models.TextField()
+    resource = models.JSONField()
+    related = models.JSONField(default=list)
+    payload = models.JSONField(default=dict)
+    follows = models.UUIDField(null=True, blank=True)
+    # Lower-cased name, labels and payload, built by schema.search_text(); the same function
+    # serves the in-Python matcher, so the database and matches() agree on what text means.
+    search = models.TextField(default="")
+
+    class Meta:
+        indexes = [
+            # The unfiltered feed and every time-bounded page: newest first, keyset on (occurred, id).
+            models.Index(F("occurred").desc(), F("id").desc(), name="ev_occurred_id"),
+            # Exact event names (`event=prefect.flow-run.Failed`), newest first.
+            models.Index("event", F("occurred").desc(), name="ev_event_occurred"),
+            # Event-name prefixes (`prefect.flow-run.*`): LIKE 'p%' needs pattern ops under a
+            # non-C collation.
+            PostgresOnlyIndex(OpClass("event", name="varchar_pattern_ops"), "occurred", name="ev_event_prefix"),
+            # Exact primary resource ids (Prefect's `resource.id`) and `resource.distinct`.
+            models.Index("resource_id", F("occurred").desc(), name="ev_resource_occurred"),
+            # "What follows this event" on the event page.
+            models.Index("follows", name="ev_follows"),
+            # Free-text search: substring LIKE '%term%' served by a trigram index.
+            PostgresOnlyGinIndex(OpClass("search", name="gin_trgm_ops"), name="ev_search_trgm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.resource_id} @ {self.occurred.isoformat()}"
+
+    @property
+    def resource_name(self) -> str:
+        return self.resource.get("prefect.resource.name") or self.resource_id
+
+    def as_prefect(self) -> dict:
+        """The event in Prefect's ReceivedEvent shape, as every read API returns it."""
+        return {
+            "occurred": iso(self.occurred),
+            "event": self.event,
+            "resource": self.resource,
+            "related": self.related,
+            "payload": self.payload,
+            "id": str(self.id),
+            "follows": str(self.follows) if self.follows else None,
+            "received": iso(self.received),
+        }
+
+
+def iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class EventResource(models.Model):
+    """One row per resource an event touches: the primary one (role "") and each related one.
+
+    `occurred` and `event` are copied from the event so that "newest events involving X" and
+    "newest events named N involving X" are range scans of one index, never a sort.
+    """
+
+    # No database FK: ingest writes both tables with COPY and the check would cost a lookup per
+    # row; retention deletes from both tables itself.
+    event = models.ForeignKey(
+        Event, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="resources"
+    )
+    occurred = models.DateTimeField()
+    event_name = models.CharField(max_length=1024)
+    resource_id = models.TextField()
+    role = models.CharField(max_length=255, blank=True, default="")
+    # All labels but prefect.resource.id and prefect.resource.role, which have their own columns.
+    labels = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            # Newest events involving resource X (feed resource/related/any filters, event page
+            # "around this event"), keyset on (occurred, event_id).
+            models.Index("resource_id", F("occurred").desc(), F("event_id").desc(), name="er_resource_occurred"),
+            # A rare event name combined with a very common resource: both in one index.
+            models.Index("resource_id", "event_name", F("occurred").desc(), name="er_resource_event"),
+            # Resource id prefixes (`prefect.flow-run.*`) under a non-C collation.
+            PostgresOnlyIndex(OpClass("resource_id", name="text_pattern_ops"), "occurred", name="er_resource_prefix"),
+            # Joins from an event to its resources (label conditions, the event page); it is
+            # the foreign key's index, named.
+            models.Index("event", name="er_event"),
+            # Label conditions `key=value`: jsonb containment.
+            PostgresOnlyGinIndex(OpClass("labels", name="jsonb_path_ops"), name="er_labels_gin"),
+            # Retention deletes in occurred order.
+            models.Index("occurred", name="er_occurred"),
+        ]
+
+
+class IngestProblem(models.Model):
+    """An event the websocket door could not accept, kept so an operator can see what was lost."""
+
+    created = models.DateTimeField(auto_now_add=True)
+    door = models.CharField(max_length=32)
+    api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    errors = models.JSONField()
+    # The frame as received, cut to a readable size: the full frame may be the 1.5 MB that broke a limit.
+    frame = models.TextField()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            # The problems page lists the newest first.
+            models.Index(F("created").desc(), name="ip_created"),
+        ]
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    PREFIX = "evf_"
+
+    name = models.CharField(max_length=100)
+    # Only the hash is stored; the key itself is shown once, at creation.
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The first characters, so a listed key can be recognised without being usable.
+    hint = models.CharField(max_length=12)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def create(cls, name: str, created_by=None) -> tuple["ApiKey", str]:
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(name=name, key_hash=hash_key(raw), hint=raw[:10], created_by=created_by)
+        return key, raw
+

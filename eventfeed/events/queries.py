@@ -1,0 +1,122 @@
+"""Read queries beside the models: counts and histograms over a filter."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.db.models import Count, F, FloatField, Func, Max, Min, Q
+from django.db.models.functions import Floor
+
+from .filters import EventFilter
+from .models import Event, iso
+
+# Prefect aligns count-by buckets to this instant, so equal requests give equal buckets.
+PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)
+UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+MAX_BUCKETS = 1000
+MAX_GROUPS = 1000
+COUNT_CAP = 10_000
+
+
+def capped_count(f: EventFilter, cap: int = COUNT_CAP) -> int:
+    """The number of matching events, counted up to `cap` (never a full-table COUNT)."""
+    return f.count_queryset().values("pk")[:cap].count()
+
+
+class Epoch(Func):
+    """Seconds since 1970 of a datetime column, as a float, on SQLite and PostgreSQL."""
+
+    output_field = FloatField()
+
+    def as_sql(self, compiler, conn, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if conn.vendor == "postgresql":
+            return f"EXTRACT(EPOCH FROM {sql})::float8", params
+        return f"((julianday({sql}) - 2440587.5) * 86400.0)", params
+
+
+@dataclass
+class Bucket:
+    index: int
+    start: datetime
+    end: datetime
+    count: int
+
+    def as_prefect(self) -> dict:
+        return {
+            "value": str(self.index),
+            "label": self.start.isoformat(),
+            "count": self.count,
+            "start_time": iso(self.start),
+            "end_time": iso(self.end - timedelta(microseconds=1)),
+        }
+
+
+def bucket_span(since: datetime, until: datetime, seconds: float) -> tuple[int, int]:
+    """First and last bucket index (relative to PIVOT) covering [since, until]."""
+    first = math.floor((since - PIVOT).total_seconds() / seconds)
+    last = math.floor((until - PIVOT).total_seconds() / seconds)
+    return first, last
+
+
+def count_by_time(f: EventFilter, seconds: float) -> list[Bucket]:
+    """Event counts in buckets of `seconds`, aligned to PIVOT, zero-filled over the filter's
+    time range (which must be bounded)."""
+    first, last = bucket_span(f.since, f.until, seconds)
+    pivot = PIVOT.timestamp()
+    rows = (
+        f.count_queryset()
+        .annotate(bucket=Floor((Epoch(F("occurred")) - pivot) / seconds))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts = {int(r["bucket"]): r["n"] for r in rows}
+    out = []
+    for index in range(first, last + 1):
+        start = PIVOT + timedelta(seconds=index * seconds)
+        out.append(Bucket(index - first, start, start + timedelta(seconds=seconds), counts.get(index, 0)))
+    if out:
+        # The last bucket ends where the range ends, as Prefect clips it.
+        out[-1].end = min(out[-1].end, f.until + timedelta(microseconds=1))
+    return out
+
+
+def count_by_event(f: EventFilter, limit: int = MAX_GROUPS) -> list[dict]:
+    rows = (
+        f.count_queryset()
+        .values("event")
+        .annotate(n=Count("pk"), first=Min("occurred"), last=Max("occurred"))
+        .order_by("-n", "event")[:limit]
+    )
+    return [
+        {"value": r["event"], "label": r["event"], "count": r["n"], "start_time": iso(r["first"]), "end_time": iso(r["last"])}
+        for r in rows
+    ]
+
+
+def count_by_resource(f: EventFilter, limit: int = MAX_GROUPS) -> list[dict]:
+    rows = list(
+        f.count_queryset()
+        .values("resource_id")
+        .annotate(n=Count("pk"), first=Min("occurred"), last=Max("occurred"))
+        .order_by("-n", "resource_id")[:limit]
+    )
+    # The display name is a label, not a column: read it from each group's newest event.
+    labels = {}
+    for start in range(0, len(rows), 200):
+        newest = Q(pk__in=[])
+        for r in rows[start : start + 200]:
+            newest |= Q(resource_id=r["resource_id"], occurred=r["last"])
+        labels.update(Event.objects.filter(newest).values_list("resource_id", "resource"))
+    out = []
+    for r in rows:
+        resource = labels.get(r["resource_id"], {})
+        label = resource.get("prefect.resource.name") or resource.get("prefect.name") or r["resource_id"]
+        out.append(
+            {"value": r["resource_id"], "label": label, "count": r["n"], "start_time": iso(r["first"]), "end_time": iso(r["last"])}
+        )
+    return out
+

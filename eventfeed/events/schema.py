@@ -1,0 +1,300 @@
+"""Validation of incoming events (Prefect's event model) with errors that name the JSON path.
+
+`validate_event` is the single gate for both doors. It returns a `CleanEvent` or the list of
+problems; it never truncates or drops anything silently.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+RESOURCE_ID = "prefect.resource.id"
+RESOURCE_ROLE = "prefect.resource.role"
+RESOURCE_NAME = "prefect.resource.name"
+MAX_EVENT_NAME = 1024
+KNOWN_FIELDS = {"occurred", "event", "resource", "related", "payload", "id", "follows"}
+# Read APIs return `received`; tools that copy events from another server send it back. It is
+# the server's to set, so it is accepted and ignored.
+IGNORED_FIELDS = {"received"}
+
+
+@dataclass
+class Problem:
+    index: int
+    path: str
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "rule": self.rule}
+
+
+@dataclass
+class CleanEvent:
+    id: uuid.UUID
+    occurred: datetime
+    event: str
+    resource: dict[str, str]
+    related: list[dict[str, str]]
+    payload: dict[str, Any]
+    follows: uuid.UUID | None
+    search: str = ""
+    received: datetime | None = None
+
+    @property
+    def resource_id(self) -> str:
+        return self.resource[RESOURCE_ID]
+
+    def resources(self):
+        """(resource id, role, other labels) for the primary and each related resource."""
+        yield self.resource[RESOURCE_ID], "", {k: v for k, v in self.resource.items() if k != RESOURCE_ID}
+        for related in self.related:
+            yield (
+                related[RESOURCE_ID],
+                related[RESOURCE_ROLE],
+                {k: v for k, v in related.items() if k not in (RESOURCE_ID, RESOURCE_ROLE)},
+            )
+
+
+@dataclass
+class _Checker:
+    index: int
+    base: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def fail(self, path: str, rule: str) -> None:
+        self.problems.append(Problem(self.index, self.base + path, rule))
+
+
+def key_path(key: str) -> str:
+    return "[" + json.dumps(key, ensure_ascii=False) + "]"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An aware datetime from ISO 8601 text, or None. Naive times are refused by the caller."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _labels(check: _Checker, value: Any, path: str, *, role_required: bool) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        check.fail(path, "must be an object of string labels")
+        return None
+    limit = settings.EVENTFEED_MAX_LABELS
+    if len(value) > limit:
+        check.fail(path, f"has {len(value)} labels; the limit is {limit} labels per resource")
+    ok = True
+    for key, label in value.items():
+        if not isinstance(label, str):
+            check.fail(path + key_path(key), f"label values must be strings, not {json_type(label)}")
+            ok = False
+    rid = value.get(RESOURCE_ID)
+    if rid is None:
+        check.fail(path + key_path(RESOURCE_ID), "is required")
+        ok = False
+    elif isinstance(rid, str) and not rid.strip():
+        check.fail(path + key_path(RESOURCE_ID), "must not be empty")
+        ok = False
+    if role_required:
+        role = value.get(RESOURCE_ROLE)
+        if role is None:
+            check.fail(path + key_path(RESOURCE_ROLE), "is required on a related resource")
+            ok = False
+        elif isinstance(role, str) and not role.strip():
+            check.fail(path + key_path(RESOURCE_ROLE), "must not be empty")
+            ok = False
+    return value if ok else None
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _uuid(check: _Checker, value: Any, path: str) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        check.fail(path, f"must be a UUID string, not {json_type(value)}")
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        check.fail(path, "must be a UUID like 0190f1c2-8a3e-7c11-9d4b-2f6a1e0c5b7d")
+        return None
+
+
+def search_text(event: str, resource: dict[str, str], related: list[dict[str, str]], payload: dict) -> str:
+    """What free-text search looks in: the name, every label as key=value, and the payload JSON."""
+    parts = [event]
+    for labels in (resource, *related):
+        parts.extend(f"{k}={v}" for k, v in labels.items())
+    if payload:
+        parts.append(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(parts).lower()
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return path + key_path(k)
+            found = _find_nul(v, path + key_path(k))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_nul(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: int | None = None):
+    """Return (CleanEvent, []) or (None, problems).
+
+    `base` prefixes every path (`[3]` for the fourth event of a batch). `size` is the event's
+    serialized size when the caller knows it; otherwise it is measured only when it could matter.
+    """
+    check = _Checker(index, base if base is not None else "")
+    if not isinstance(raw, dict):
+        check.fail("", f"an event must be a JSON object, not {json_type(raw)}")
+        return None, check.problems
+
+    for key in raw:
+        if key not in KNOWN_FIELDS and key not in IGNORED_FIELDS:
+            check.fail("." + key if key.isidentifier() else key_path(key), "is not a field of an event")
+
+    event_id = _uuid(check, raw["id"], ".id") if "id" in raw else check.fail(".id", "is required")
+
+    occurred = None
+    if "occurred" not in raw:
+        check.fail(".occurred", "is required")
+    else:
+        occurred = parse_time(raw["occurred"])
+        if occurred is None:
+            check.fail(".occurred", "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z")
+        elif occurred.tzinfo is None or occurred.utcoffset() is None:
+            check.fail(".occurred", "must include a time zone (Z or an offset like +02:00): naive times are refused, not guessed")
+            occurred = None
+
+    name = raw.get("event")
+    if "event" not in raw:
+        check.fail(".event", "is required")
+    elif not isinstance(name, str):
+        check.fail(".event", f"must be a string, not {json_type(name)}")
+    elif not name.strip():
+        check.fail(".event", "must not be empty")
+    elif len(name) > MAX_EVENT_NAME:
+        check.fail(".event", f"is {len(name)} characters; the limit is {MAX_EVENT_NAME} characters")
+
+    resource = None
+    if "resource" not in raw:
+        check.fail(".resource", "is required")
+    else:
+        resource = _labels(check, raw["resource"], ".resource", role_required=False)
+
+    related_raw = raw.get("related")
+    related: list[dict[str, str]] = []
+    if related_raw is None:
+        related_raw = []
+    if not isinstance(related_raw, list):
+        check.fail(".related", f"must be an array of resources, not {json_type(related_raw)}")
+    else:
+        limit = settings.EVENTFEED_MAX_RELATED
+        if len(related_raw) > limit:
+            check.fail(".related", f"has {len(related_raw)} resources; the limit is {limit} related resources per event")
+        for i, item in enumerate(related_raw):
+            labels = _labels(check, item, f".related[{i}]", role_required=True)
+            if labels is not None:
+                related.append(labels)
+
+    payload = raw.get("payload")
+    if payload is None:
+        payload = {}
+    elif not isinstance(payload, dict):
+        check.fail(".payload", f"must be an object, not {json_type(payload)}")
+
+    follows = None
+    if raw.get("follows") is not None:
+        follows = _uuid(check, raw["follows"], ".follows")
+
+    if check.problems:
+        return _finish(check, base)
+
+    text = search_text(name, resource, related, payload)
+    # PostgreSQL cannot store NUL characters or lone surrogates; refuse them here with a path
+    # instead of failing the whole batch in the database.
+    if "\\u0000" in text or "\x00" in text:
+        where = next(filter(None, (_find_nul(v, "." + k) for k, v in raw.items())), None)
+        if where is not None:
+            check.fail(where, "strings must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        check.fail("", "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode text")
+    limit = settings.EVENTFEED_MAX_EVENT_BYTES
+    # The serialized size is measured only when the text could be near the limit: re-encoding
+    # every event would cost ingest a second JSON dump.
+    if size is None and (len(text) + 512) * 4 > limit:
+        size = len(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace"))
+    if size is not None and size > limit:
+        check.fail("", f"is {size:,} bytes; the limit is {limit:,} bytes per event")
+    if check.problems:
+        return _finish(check, base)
+
+    return (
+        CleanEvent(
+            id=event_id,
+            occurred=occurred,
+            event=name,
+            resource=resource,
+            related=related,
+            payload=payload,
+            follows=follows,
+            search=text,
+        ),
+        [],
+    )
+
+
+def _finish(check: _Checker, base: str | None):
+    # A single event's paths read `related[1]...`, a batch's `[3].related[1]...`.
+    if base is None:
+        for problem in check.problems:
+            problem.path = problem.path.removeprefix(".")
+    return None, check.problems
+
+
+def validate_batch(items: list[Any], *, sizes: list[int] | None = None):
+    """Validate every event of a batch; all problems are reported, not just the first."""
+    clean: list[CleanEvent] = []
+    problems: list[Problem] = []
+    for i, raw in enumerate(items):
+        event, errs = validate_event(raw, i, base=f"[{i}]", size=sizes[i] if sizes else None)
+        if errs:
+            problems.extend(errs)
+        else:
+            clean.append(event)
+    return clean, problems

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from .forms import RANGE_LABELS, FeedForm, cursor_for
+from .models import ApiKey, Event, IngestProblem
+
+PAGE_SIZE = 50
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return redirect("feed")
+
+
+@require_GET
+@login_required
+def feed(request: HttpRequest) -> HttpResponse:
+    """The feed page; with `?partial=rows` only the rows (load older, catch-up after reconnect)."""
+    form = FeedForm(request.GET)
+    partial = request.GET.get("partial") == "rows"
+    if not form.is_valid():
+        if partial:
+            return JsonResponse({"errors": form.errors}, status=400)
+        ctx = {"form": form, "events": [], "range_labels": RANGE_LABELS}
+        return render(request, "events/feed.html", ctx, status=400)
+
+    f = form.event_filter()
+    after = form.cleaned_data.get("after")
+    events, more = f.page(limit=PAGE_SIZE, after=form.cleaned_data.get("before") or after)
+    if after:
+        # Catch-up after a reconnect comes oldest first; the page wants newest first.
+        events.reverse()
+    ctx = {
+        "form": form,
+        "filter": f,
+        "events": events,
+        "more": more,
+        "next_cursor": cursor_for(events[-1]) if events and (more and not after) else "",
+        "range_labels": RANGE_LABELS,
+        "now": timezone.now(),
+    }
+    if partial:
+        return render(request, "events/_rows.html", ctx)
+    return render(request, "events/feed.html", ctx)
+
+
+@require_GET
+@login_required
+def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
+    try:
+        pk = uuid.UUID(event_id)
+    except ValueError:
+        raise Http404("No event has this id.")
+    event = get_object_or_404(Event, pk=pk)
+    return render(request, "events/detail.html", {"event": event})
+
+
+@login_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """List, create and revoke API keys. A new key is shown once, on the page that created it."""
+    new_key = None
+    if request.method == "POST":
+        name = (request.POST.get("name") or "").strip()
+        if not name:
+            messages.error(request, "Give the key a name, such as the system that will use it.")
+        elif len(name) > 100:
+            messages.error(request, "Key names are at most 100 characters.")
+        else:
+            _, new_key = ApiKey.create(name, created_by=request.user)
+    keys = ApiKey.objects.all()
+    return render(request, "events/api_keys.html", {"keys": keys, "new_key": new_key})
+
+
+@require_POST
+@login_required
+def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=key_id)
+    if key.revoked is None:
+        key.revoked = timezone.now()
+        key.save(update_fields=["revoked"])
+        messages.success(request, f"Revoked “{key.name}”. Producers using it now get 403.")
+    return redirect("api-keys")
+
+
+@require_GET
+@login_required
+def ingest_problems(request: HttpRequest) -> HttpResponse:
+    problems = IngestProblem.objects.select_related("api_key")[:200]
+    return render(request, "events/problems.html", {"problems": problems})

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from eventfeed.events import api, views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("events/", views.feed, name="feed"),
+    path("events/<str:event_id>/", views.event_detail, name="event-detail"),
+    path("settings/api-keys/", views.api_keys, name="api-keys"),
+    path("settings/api-keys/<int:key_id>/revoke", views.revoke_api_key, name="api-key-revoke"),
+    path("settings/ingest-problems/", views.ingest_problems, name="ingest-problems"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/events", api.events_ingest, name="api-events"),
+    path("api/events/filter", api.events_filter, name="api-events-filter"),
+    path("api/events/filter/next", api.events_filter_next, name="api-events-filter-next"),
+    path("api/events/count-by/<str:countable>", api.events_count_by, name="api-events-count-by"),
+    path("admin/", admin.site.urls),
+]

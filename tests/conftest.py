@@ -1,0 +1,78 @@
+"""Shared fixtures: personas (a signed-in user, another user, anonymous), API keys, events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db import connection
+
+from eventfeed.events.ingest import ingest
+from eventfeed.events.models import ApiKey
+from eventfeed.events.schema import validate_event
+
+
+def make_event(event: str = "acme.order.shipped", resource: str = "acme.order.1", *, related=None, payload=None,
+               occurred: datetime | None = None, id=None, follows=None, **labels) -> dict:
+    """A valid event dict in Prefect's shape."""
+    return {
+        "id": str(id or uuid.uuid4()),
+        "occurred": (occurred or datetime.now(timezone.utc)).isoformat(),
+        "event": event,
+        "resource": {"prefect.resource.id": resource, **labels},
+        "related": related or [],
+        "payload": payload if payload is not None else {},
+        "follows": str(follows) if follows else None,
+    }
+
+
+def store(*events: dict):
+    """Validate and ingest event dicts; returns the IngestResult."""
+    clean = []
+    for raw in events:
+        event, problems = validate_event(raw)
+        assert not problems, problems
+        clean.append(event)
+    return ingest(clean)
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("alice", password="password-alice-1")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="password-bob-1")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    _, raw = ApiKey.create("test producer")
+    return raw
+
+
+@pytest.fixture
+def auth(api_key) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def minutes_ago(now):
+    return lambda m: now - timedelta(minutes=m)
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

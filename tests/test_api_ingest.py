@@ -1,0 +1,147 @@
+"""POST /api/events: the HTTP door."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from eventfeed.events.models import ApiKey, Event, EventResource
+from tests.conftest import make_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+URL = "/api/events"
+
+
+def post(client, body, auth, content_type="application/json"):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(URL, data, content_type=content_type, **auth)
+
+
+def test_it_stores_a_batch_and_counts_new_events(client, auth):
+    events = [make_event(related=[{"prefect.resource.id": "acme.customer.1", "prefect.resource.role": "customer"}]) for _ in range(3)]
+    r = post(client, events, auth)
+    assert r.status_code == 200
+    assert r.json() == {"new": 3, "duplicates": 0}
+    assert Event.objects.count() == 3
+    # One resource row for the primary and one for the related resource, per event.
+    assert EventResource.objects.filter(role="").count() == 3
+    assert EventResource.objects.filter(role="customer", resource_id="acme.customer.1").count() == 3
+
+
+def test_it_accepts_a_single_event_object(client, auth):
+    r = post(client, make_event(), auth)
+    assert r.json() == {"new": 1, "duplicates": 0}
+
+
+def test_it_counts_duplicates_and_does_not_store_them_again(client, auth):
+    event = make_event()
+    post(client, [event], auth)
+    r = post(client, [event, make_event(), event], auth)
+    assert r.json() == {"new": 1, "duplicates": 2}
+    assert Event.objects.count() == 2
+
+
+def test_it_stores_nothing_from_a_batch_with_an_invalid_event(client, auth):
+    bad = make_event()
+    bad["related"] = [{"prefect.resource.id": "x"}]
+    r = post(client, [make_event(), make_event(), make_event(), bad], auth)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"index": 3, "path": '[3].related[0]["prefect.resource.role"]', "rule": "is required on a related resource"}
+    ]
+    assert Event.objects.count() == 0
+
+
+def test_it_names_the_path_of_a_single_bad_event_without_an_index(client, auth):
+    bad = make_event()
+    bad["occurred"] = "soon"
+    r = post(client, bad, auth)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["path"] == "occurred"
+
+
+def test_it_refuses_malformed_json(client, auth):
+    r = post(client, '[{"event": ', auth)
+    assert r.status_code == 400
+    assert "not valid JSON" in r.json()["detail"]
+
+
+def test_it_refuses_a_wrong_content_type(client, auth):
+    r = post(client, json.dumps([make_event()]), auth, content_type="text/plain")
+    assert r.status_code == 415
+    assert "application/json" in r.json()["detail"]
+
+
+def test_it_refuses_an_empty_body(client, auth):
+    r = post(client, "", auth)
+    assert r.status_code == 400
+    assert "empty" in r.json()["detail"]
+
+
+def test_it_refuses_an_empty_array(client, auth):
+    r = post(client, [], auth)
+    assert r.status_code == 400
+
+
+def test_it_refuses_a_body_that_is_not_events(client, auth):
+    r = post(client, "42", auth)
+    assert r.status_code == 400
+
+
+@override_settings(EVENTFEED_MAX_REQUEST_BYTES=1000)
+def test_it_refuses_an_oversized_body(client, auth):
+    r = post(client, [make_event(payload={"x": "y" * 2000})], auth)
+    assert r.status_code == 413
+    assert "the limit is 1,000 bytes" in r.json()["detail"]
+    assert Event.objects.count() == 0
+
+
+@override_settings(EVENTFEED_MAX_BATCH=2)
+def test_it_refuses_too_many_events_in_one_request(client, auth):
+    r = post(client, [make_event() for _ in range(3)], auth)
+    assert r.status_code == 413
+
+
+def test_it_refuses_anonymous_requests(client):
+    r = post(client, [make_event()], {})
+    assert r.status_code == 401
+    assert Event.objects.count() == 0
+
+
+def test_it_refuses_a_wrong_key(client):
+    r = post(client, [make_event()], {"HTTP_AUTHORIZATION": "Bearer evf_wrong"})
+    assert r.status_code == 403
+
+
+def test_it_refuses_a_revoked_key(client, api_key, auth):
+    from django.utils import timezone
+    ApiKey.objects.update(revoked=timezone.now())
+    r = post(client, [make_event()], auth)
+    assert r.status_code == 403
+    assert "revoked" in r.json()["detail"]
+
+
+def test_it_accepts_the_key_as_basic_auth_like_the_prefect_sdk(client, api_key):
+    import base64
+    header = "Basic " + base64.b64encode(api_key.encode()).decode()
+    r = post(client, [make_event()], {"HTTP_AUTHORIZATION": header})
+    assert r.status_code == 200
+
+
+def test_it_refuses_a_signed_in_browser_without_a_key(client, owner):
+    client.force_login(owner)
+    assert post(client, [make_event()], {}).status_code == 401
+
+
+def test_it_answers_get_with_405(client, auth):
+    assert client.get(URL, **auth).status_code == 405
+
+
+def test_it_publishes_stored_events_only_after_commit(client, auth, monkeypatch):
+    published = []
+    monkeypatch.setattr("eventfeed.events.ingest.publish", lambda events: published.extend(e.id for e in events))
+    event = make_event()
+    post(client, [event, event], auth)
+    assert [str(i) for i in published] == [event["id"]]

@@ -1,0 +1,181 @@
+"""Event validation: one test per rule, asserting the JSON path and the message."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from eventfeed.events.schema import validate_batch, validate_event
+from tests.conftest import make_event
+
+
+def problems_of(raw, **kwargs):
+    event, problems = validate_event(raw, **kwargs)
+    assert event is None
+    return [(p.path, p.rule) for p in problems]
+
+
+def test_it_accepts_a_full_prefect_event():
+    raw = make_event("prefect.flow-run.Completed", "prefect.flow-run.1", related=[
+        {"prefect.resource.id": "prefect.flow.2", "prefect.resource.role": "flow"}], payload={"intended": {"to": "COMPLETED"}})
+    event, problems = validate_event(raw)
+    assert problems == []
+    assert event.resource_id == "prefect.flow-run.1"
+    assert event.related[0]["prefect.resource.role"] == "flow"
+    assert "completed" in event.search
+
+
+def test_it_requires_the_resource_id():
+    raw = make_event()
+    del raw["resource"]["prefect.resource.id"]
+    assert problems_of(raw) == [('resource["prefect.resource.id"]', "is required")]
+
+
+def test_it_refuses_an_empty_resource_id():
+    raw = make_event(resource="  ")
+    assert problems_of(raw) == [('resource["prefect.resource.id"]', "must not be empty")]
+
+
+def test_it_requires_the_role_of_related_resources():
+    raw = make_event(related=[{"prefect.resource.id": "a", "prefect.resource.role": "flow"}, {"prefect.resource.id": "b"}])
+    assert problems_of(raw) == [('related[1]["prefect.resource.role"]', "is required on a related resource")]
+
+
+def test_it_requires_the_id_of_related_resources():
+    raw = make_event(related=[{"prefect.resource.role": "flow"}])
+    assert problems_of(raw) == [('related[0]["prefect.resource.id"]', "is required")]
+
+
+def test_it_refuses_non_string_label_values():
+    raw = make_event()
+    raw["resource"]["count"] = 3
+    assert problems_of(raw) == [('resource["count"]', "label values must be strings, not a number")]
+
+
+def test_it_refuses_naive_times():
+    raw = make_event()
+    raw["occurred"] = "2026-11-21T10:00:00"
+    [(path, rule)] = problems_of(raw)
+    assert path == "occurred" and "time zone" in rule
+
+
+def test_it_refuses_unparseable_times():
+    raw = make_event()
+    raw["occurred"] = "yesterday"
+    assert problems_of(raw) == [("occurred", "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z")]
+
+
+def test_it_accepts_offsets_and_z():
+    for value in ("2026-11-21T10:00:00Z", "2026-11-21T12:00:00+02:00", "2026-11-21T10:00:00.123456+00:00"):
+        raw = make_event()
+        raw["occurred"] = value
+        event, problems = validate_event(raw)
+        assert not problems
+        assert event.occurred.utcoffset() is not None
+
+
+def test_it_refuses_long_event_names():
+    raw = make_event("x" * 1025)
+    assert problems_of(raw) == [("event", "is 1025 characters; the limit is 1024 characters")]
+
+
+def test_it_accepts_a_name_at_the_limit():
+    assert validate_event(make_event("x" * 1024))[1] == []
+
+
+def test_it_requires_an_event_name():
+    raw = make_event()
+    del raw["event"]
+    assert problems_of(raw) == [("event", "is required")]
+
+
+def test_it_requires_a_uuid_id():
+    raw = make_event()
+    raw["id"] = "not-a-uuid"
+    [(path, rule)] = problems_of(raw)
+    assert path == "id" and "UUID" in rule
+
+
+def test_it_requires_an_id():
+    raw = make_event()
+    del raw["id"]
+    assert problems_of(raw) == [("id", "is required")]
+
+
+def test_it_checks_follows_is_a_uuid():
+    raw = make_event()
+    raw["follows"] = 12
+    assert problems_of(raw) == [("follows", "must be a UUID string, not a number")]
+
+
+def test_it_refuses_a_payload_that_is_not_an_object():
+    raw = make_event()
+    raw["payload"] = [1, 2]
+    assert problems_of(raw) == [("payload", "must be an object, not an array")]
+
+
+def test_it_refuses_unknown_fields_but_ignores_received():
+    raw = make_event()
+    raw["received"] = "2026-11-21T10:00:00Z"
+    assert validate_event(raw)[1] == []
+    raw["colour"] = "red"
+    assert problems_of(raw) == [("colour", "is not a field of an event")]
+
+
+@override_settings(EVENTFEED_MAX_LABELS=3)
+def test_it_enforces_the_label_limit():
+    raw = make_event(a="1", b="2", c="3")
+    assert problems_of(raw) == [("resource", "has 4 labels; the limit is 3 labels per resource")]
+
+
+@override_settings(EVENTFEED_MAX_RELATED=2)
+def test_it_enforces_the_related_limit():
+    related = [{"prefect.resource.id": f"r{i}", "prefect.resource.role": "tag"} for i in range(3)]
+    assert problems_of(make_event(related=related)) == [("related", "has 3 resources; the limit is 2 related resources per event")]
+
+
+@override_settings(EVENTFEED_MAX_EVENT_BYTES=10_000)
+def test_it_enforces_the_size_limit_without_truncating():
+    raw = make_event(payload={"blob": "x" * 20_000})
+    [(path, rule)] = problems_of(raw)
+    assert path == "" and "the limit is 10,000 bytes per event" in rule
+
+
+def test_it_refuses_nul_characters_postgres_cannot_store():
+    raw = make_event(payload={"deep": ["ok", "bad\x00"]})
+    assert problems_of(raw) == [('payload["deep"][1]', "strings must not contain the NUL character (\\u0000)")]
+
+
+def test_it_refuses_lone_surrogates():
+    raw = make_event(payload={"s": "\ud800"})
+    [(path, rule)] = problems_of(raw)
+    assert "surrogate" in rule
+
+
+def test_it_refuses_a_non_object_event():
+    assert problems_of([1]) == [("", "an event must be a JSON object, not an array")]
+
+
+def test_it_reports_every_problem_of_a_batch_with_indexed_paths():
+    good = make_event()
+    bad = make_event(related=[{"prefect.resource.id": "x"}])
+    worse = make_event()
+    del worse["event"]
+    clean, problems = validate_batch([good, bad, worse])
+    assert [(p.index, p.path) for p in problems] == [
+        (1, '[1].related[0]["prefect.resource.role"]'),
+        (2, "[2].event"),
+    ]
+    assert len(clean) == 1
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("prefect.flow-run.Completed", "Flow run · Completed"),
+    ("prefect.worker.submitted-flow-run", "Worker · Submitted flow run"),
+    ("acme.order.shipped", "Acme order · Shipped"),
+    ("prefect.kubernetes.pod.running", "Kubernetes pod · Running"),
+    ("single", "single"),
+])
+def test_it_makes_event_names_readable(name, expected):
+    from eventfeed.events.templatetags.eventfeed import readable_name
+    assert readable_name(name) == expected
