@@ -113,6 +113,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, for the test database: browser tests serve it from a second process.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("EVENTFEED_TEST_SQLITE", str(BASE_DIR / ".test-eventfeed.sqlite3"))}
     # WAL lets the feed read while the demo stream writes; IMMEDIATE takes the write lock at
     # BEGIN, so the duplicate check and the insert of one ingest batch cannot interleave.
     DATABASES["default"]["OPTIONS"] = {

@@ -1,0 +1,81 @@
+"""Browser tests: a real Daphne server (the project's ASGI app, in its own process, on the test
+database) and Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import pytest
+from channels.testing.live import make_application, set_database_connection
+from daphne.testing import DaphneProcess
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.test import Client
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium's background services try the network at start; this machine has none.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Playwright's sync API runs an event loop on the test's thread; the tests' own ORM calls
+# (creating users and events) are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker):
+    """The project's ASGI application served by Daphne on a free port of 127.0.0.1."""
+    with django_db_blocker.unblock():
+        process = DaphneProcess(
+            "127.0.0.1",
+            partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+            setup=set_database_connection,
+        )
+        process.start()
+        if not process.ready.wait(timeout=30):
+            raise RuntimeError("Daphne did not start")
+        url = f"http://127.0.0.1:{process.port.value}"
+        yield url
+        process.terminate()
+        process.join()
+
+
+@pytest.fixture
+def signed_in_page(browser, asgi_server, transactional_db, django_user_model):
+    """A fresh browser page whose session belongs to a signed-in user."""
+    user = django_user_model.objects.create_user("operator", password="operator-password-1")
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}])
+    page = context.new_page()
+    page.server = asgi_server
+    yield page
+    context.close()
