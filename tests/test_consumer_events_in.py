@@ -1,0 +1,122 @@
+"""/api/events/in: Prefect's websocket ingest protocol, through WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from eventfeed.asgi import application
+from eventfeed.events.models import Event, IngestProblem
+from tests.conftest import make_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def connect(subprotocols=("prefect",)):
+    communicator = WebsocketCommunicator(application, "/api/events/in", subprotocols=list(subprotocols))
+    connected, subprotocol = await communicator.connect()
+    assert connected
+    return communicator, subprotocol
+
+
+async def authenticate(communicator, token):
+    await communicator.send_json_to({"type": "auth", "token": token})
+    return await communicator.receive_json_from()
+
+
+@database_sync_to_async
+def stored_names():
+    return list(Event.objects.order_by("occurred").values_list("event", flat=True))
+
+
+async def test_it_completes_prefects_handshake(api_key):
+    communicator, subprotocol = await connect()
+    try:
+        assert subprotocol == "prefect"
+        assert await authenticate(communicator, api_key) == {"type": "auth_success"}
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_stores_frames_in_order_without_replying(api_key, now):
+    communicator, _ = await connect()
+    try:
+        await authenticate(communicator, api_key)
+        from datetime import timedelta
+        for i in range(5):
+            await communicator.send_to(text_data=json.dumps(make_event(f"t.event.{i}", occurred=now + timedelta(seconds=i))))
+        assert await communicator.receive_nothing(timeout=0.3)
+    finally:
+        await communicator.disconnect()
+    assert await stored_names() == [f"t.event.{i}" for i in range(5)]
+
+
+async def test_it_answers_a_bad_frame_and_keeps_the_connection(api_key):
+    communicator, _ = await connect()
+    try:
+        await authenticate(communicator, api_key)
+        bad = make_event()
+        del bad["resource"]["prefect.resource.id"]
+        await communicator.send_to(text_data=json.dumps(make_event("t.before")))
+        await communicator.send_to(text_data=json.dumps(bad))
+        await communicator.send_to(text_data="{not json")
+        await communicator.send_to(text_data=json.dumps(make_event("t.after")))
+        first = await communicator.receive_json_from(timeout=3)
+        second = await communicator.receive_json_from(timeout=3)
+        assert first == {"type": "error", "frame": 1, "errors": [{"path": 'resource["prefect.resource.id"]', "rule": "is required"}]}
+        assert second["frame"] == 2 and "not valid JSON" in second["errors"][0]["rule"]
+    finally:
+        await communicator.disconnect()
+    assert sorted(await stored_names()) == ["t.after", "t.before"]
+    assert await database_sync_to_async(IngestProblem.objects.count)() == 2
+
+
+async def test_it_closes_with_1008_on_a_wrong_token():
+    communicator, _ = await connect()
+    await communicator.send_json_to({"type": "auth", "token": "evf_wrong"})
+    output = await communicator.receive_output(timeout=3)
+    assert output["type"] == "websocket.close" and output["code"] == 1008
+    await communicator.disconnect()
+
+
+async def test_it_closes_with_1008_on_a_missing_token(db):
+    communicator, _ = await connect()
+    await communicator.send_json_to({"type": "auth", "token": None})
+    output = await communicator.receive_output(timeout=3)
+    assert output["code"] == 1008
+    await communicator.disconnect()
+
+
+async def test_it_closes_with_1008_when_the_first_message_is_not_auth(api_key):
+    communicator, _ = await connect()
+    await communicator.send_to(text_data=json.dumps(make_event()))
+    output = await communicator.receive_output(timeout=3)
+    assert output["code"] == 1008 and output.get("reason") == "Expected 'auth' message"
+    await communicator.disconnect()
+    assert await stored_names() == []
+
+
+async def test_it_speaks_the_same_protocol_without_the_subprotocol(api_key):
+    communicator, subprotocol = await connect(subprotocols=())
+    try:
+        assert subprotocol is None
+        assert await authenticate(communicator, api_key) == {"type": "auth_success"}
+        await communicator.send_to(text_data=json.dumps(make_event("t.legacy")))
+    finally:
+        await communicator.disconnect()
+    assert await stored_names() == ["t.legacy"]
+
+
+async def test_it_counts_a_resent_event_once(api_key):
+    event = make_event("t.once")
+    communicator, _ = await connect()
+    try:
+        await authenticate(communicator, api_key)
+        for _ in range(3):
+            await communicator.send_to(text_data=json.dumps(event))
+    finally:
+        await communicator.disconnect()
+    assert await stored_names() == ["t.once"]
