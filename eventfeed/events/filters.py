@@ -231,10 +231,12 @@ class EventFilter:
         if self.names or self.prefixes:
             exact = [Q(**{f"{name}__in": self.names})] if self.names else []
             cond &= any_q(exact + [_startswith(name, p, vendor) for p in self.prefixes])
+        # Exclusions stay on the events table: negated across the join they would become
+        # subqueries.
         if self.exclude_names:
-            cond &= ~Q(**{f"{name}__in": self.exclude_names})
+            cond &= ~Q(event__in=self.exclude_names)
         for prefix in self.exclude_prefixes:
-            cond &= ~_startswith(name, prefix, vendor)
+            cond &= ~_startswith("event", prefix, vendor)
         for condition in self.resources:
             if condition is driver and not condition.labels:
                 continue
@@ -329,7 +331,9 @@ def _row_q(condition: ResourceCondition, vendor: str, prefix: str) -> Q:
     if condition.scope == "resource":
         q &= Q(**{role: ""})
     elif condition.scope == "related":
-        q &= ~Q(**{role: ""})
+        # A positive lookup: negating a condition across the join would ask "no row of the
+        # event has role ''", which is never true.
+        q &= Q(**{f"{role}__gt": ""})
     if condition.ids or condition.id_prefixes:
         exact = [Q(**{f"{prefix}resource_id__in": condition.ids})] if condition.ids else []
         q &= any_q(exact + [_startswith(f"{prefix}resource_id", p, vendor) for p in condition.id_prefixes])
