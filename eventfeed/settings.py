@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "channels",
     "eventfeed.events",
+    "eventfeed.automations",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +170,12 @@ EVENTFEED_MAX_RELATED = env_int("EVENTFEED_MAX_RELATED", 100)
 EVENTFEED_MAX_REQUEST_BYTES = env_int("EVENTFEED_MAX_REQUEST_BYTES", 50_000_000)
 EVENTFEED_MAX_BATCH = env_int("EVENTFEED_MAX_BATCH", 5_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFEED_MAX_REQUEST_BYTES
+# How far back a live subscriber (/api/events/out) may ask for a backfill. Prefect: 15 minutes.
+EVENTFEED_MAX_BACKFILL_MINUTES = env_int("EVENTFEED_MAX_BACKFILL_MINUTES", 60)
+
+# Automations: evaluate inside every Daphne process (false when only `manage.py run_automations`
+# workers should evaluate).
+EVENTFEED_AUTOMATIONS_IN_PROCESS = env_bool("EVENTFEED_AUTOMATIONS_IN_PROCESS", True)
 
 LOGGING = {
     "version": 1,

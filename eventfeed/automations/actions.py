@@ -1,0 +1,320 @@
+"""Actions: their JSON shapes (validated with paths) and how one action run is executed.
+
+Runs are rows (models.ActionRun) so that any process can take a due one (SKIP LOCKED), a failure
+is retried a bounded number of times with a backoff, and the outcome is visible on the
+automation page. Each run is executed on its own worker thread with a timeout, so a slow
+webhook never holds up another automation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template import Context, Engine, TemplateSyntaxError
+from django.utils import timezone
+
+from eventfeed.events.ingest import ingest
+from eventfeed.events.models import Event, iso
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type, validate_event
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+BACKOFF = (2, 10)  # seconds before the 2nd and 3rd attempts
+DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 60.0
+LEASE = timedelta(seconds=MAX_TIMEOUT + 30)
+
+SUPPORTED = {
+    "do-nothing": set(),
+    "call-webhook": {"url", "method", "headers", "payload", "timeout"},
+    "send-notification": {"subject", "body", "to"},
+    "emit-event": {"event", "resource", "related", "payload"},
+    "pause-automation": {"source", "automation_id"},
+    "resume-automation": {"source", "automation_id"},
+}
+# Prefect's other actions act on deployments, flow runs, work pools and queues Eventfeed does
+# not have; they are refused by name rather than accepted and never run.
+PREFECT_ONLY = {
+    "run-deployment", "pause-deployment", "resume-deployment", "cancel-flow-run", "suspend-flow-run",
+    "resume-flow-run", "change-flow-run-state", "delete-flow-run", "pause-work-queue", "resume-work-queue",
+    "pause-work-pool", "resume-work-pool",
+}
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+TEMPLATES = Engine(autoescape=False, builtins=["eventfeed.automations.templating"])
+
+
+def _check_template(problems: list, value: Any, path: str) -> None:
+    if not isinstance(value, str):
+        problems.append((path, f"must be a string (a Django template), not {json_type(value)}"))
+        return
+    try:
+        TEMPLATES.from_string(value)
+    except TemplateSyntaxError as e:
+        problems.append((path, f"is not a valid template: {e}"))
+
+
+def parse_actions(data: Any, path: str = "actions") -> list[dict]:
+    from .triggers import TriggerError
+
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise TriggerError([(path, f"must be a list of actions, not {json_type(data)}")])
+    problems: list[tuple[str, str]] = []
+    out = []
+    for i, action in enumerate(data):
+        p = f"{path}[{i}]"
+        if not isinstance(action, dict):
+            problems.append((p, "must be an object with a type"))
+            continue
+        kind = action.get("type")
+        if kind in PREFECT_ONLY:
+            problems.append((f"{p}.type", f"{kind} acts on Prefect objects Eventfeed does not have; supported: {', '.join(sorted(SUPPORTED))}"))
+            continue
+        if kind not in SUPPORTED:
+            problems.append((f"{p}.type", f"must be one of: {', '.join(sorted(SUPPORTED))}"))
+            continue
+        for key in action:
+            if key != "type" and key not in SUPPORTED[kind]:
+                problems.append((f"{p}.{key}", f"is not a field of {kind} (expected: {', '.join(sorted(SUPPORTED[kind])) or 'none'})"))
+        clean = dict(action)
+        if kind == "call-webhook":
+            url = action.get("url")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                problems.append((f"{p}.url", "is required: an http:// or https:// URL"))
+            method = clean.setdefault("method", "POST")
+            if method not in METHODS:
+                problems.append((f"{p}.method", f"must be one of {', '.join(sorted(METHODS))}"))
+            headers = clean.setdefault("headers", {})
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                problems.append((f"{p}.headers", "must be an object of header: string value"))
+            _check_template(problems, clean.setdefault("payload", ""), f"{p}.payload")
+            timeout = clean.setdefault("timeout", DEFAULT_TIMEOUT)
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+                problems.append((f"{p}.timeout", f"must be a number of seconds from 0 to {MAX_TIMEOUT:g}"))
+        elif kind == "send-notification":
+            _check_template(problems, clean.setdefault("subject", "{{ automation.name }} fired"), f"{p}.subject")
+            _check_template(problems, clean.setdefault("body", ""), f"{p}.body")
+            to = clean.setdefault("to", [])
+            if not isinstance(to, list) or not all(isinstance(x, str) and "@" in x for x in to):
+                problems.append((f"{p}.to", "must be a list of email addresses"))
+        elif kind == "emit-event":
+            _check_template(problems, clean.get("event"), f"{p}.event")
+            resource = clean.setdefault("resource", {})
+            if not isinstance(resource, dict) or not all(isinstance(v, str) for v in resource.values()):
+                problems.append((f"{p}.resource", "must be an object of string labels (templates allowed)"))
+            related = clean.setdefault("related", [])
+            if not isinstance(related, list) or not all(isinstance(r, dict) for r in related):
+                problems.append((f"{p}.related", "must be a list of label objects"))
+            if not isinstance(clean.setdefault("payload", {}), dict):
+                problems.append((f"{p}.payload", "must be an object"))
+        elif kind in ("pause-automation", "resume-automation"):
+            source = clean.setdefault("source", "inferred")
+            if source not in ("selected", "inferred"):
+                problems.append((f"{p}.source", 'must be "selected" or "inferred" (this automation)'))
+            target = clean.setdefault("automation_id", None)
+            if source == "selected":
+                try:
+                    uuid.UUID(str(target))
+                except ValueError:
+                    problems.append((f"{p}.automation_id", "must be the UUID of an automation when source is selected"))
+        out.append(clean)
+    if problems:
+        raise TriggerError(problems)
+    return out
+
+
+# -- running ------------------------------------------------------------------------------------
+
+class Labels(dict):
+    """A resource's labels for templates: `{{ event.resource.id }}`, `.name`, `.role`, and any
+    label with `{{ event.resource|label:"prefect.resource.name" }}`."""
+
+    @property
+    def id(self) -> str:
+        return self.get(RESOURCE_ID, "")
+
+    @property
+    def name(self) -> str:
+        return self.get("prefect.resource.name", "")
+
+    @property
+    def role(self) -> str:
+        return self.get(RESOURCE_ROLE, "")
+
+
+def template_context(run) -> dict:
+    firing, automation = run.firing, run.automation
+    event = full_event(firing.triggering_event)
+    if event is not None:
+        event = dict(event, resource=Labels(event["resource"]), related=[Labels(r) for r in event.get("related") or []])
+    return {
+        "automation": {"id": str(automation.id), "name": automation.name, "description": automation.description,
+                       "url": f"/automations/{automation.id}/"},
+        "event": event,
+        "labels": firing.labels,
+        "firing": {"id": str(firing.id), "kind": firing.kind, "at": iso(firing.at), "event_id": str(firing.event_id)},
+    }
+
+
+def full_event(slim: dict | None) -> dict | None:
+    """The stored event (with its payload) for a firing's slim copy."""
+    if not slim:
+        return None
+    stored = Event.objects.filter(pk=slim["id"]).first()
+    return stored.as_prefect() if stored is not None else slim
+
+
+def render(source: str, ctx: dict) -> str:
+    return TEMPLATES.from_string(source).render(Context(ctx))
+
+
+class ActionFailed(Exception):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def perform(run) -> int | None:
+    """Do the action; return an HTTP status where there is one; raise ActionFailed."""
+    action, kind = run.action, run.action["type"]
+    if kind == "do-nothing":
+        return None
+    ctx = template_context(run)
+    if kind == "call-webhook":
+        import httpx
+
+        body = render(action.get("payload", ""), ctx)
+        try:
+            response = httpx.request(
+                action.get("method", "POST"), action["url"], headers=action.get("headers") or {},
+                content=body.encode(), timeout=float(action.get("timeout", DEFAULT_TIMEOUT)),
+            )
+        except httpx.HTTPError as e:
+            raise ActionFailed(f"{type(e).__name__}: {e}") from None
+        if response.status_code >= 400:
+            raise ActionFailed(f"HTTP {response.status_code}: {response.text[:300]}", response.status_code)
+        return response.status_code
+    if kind == "send-notification":
+        from .notify import notify
+
+        subject = render(action.get("subject", ""), ctx).strip() or f"{run.automation.name} fired"
+        body = render(action.get("body", ""), ctx)
+        notify(run.automation, run.firing, subject, body)
+        if action.get("to"):
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, action["to"])
+        return None
+    if kind == "emit-event":
+        raw = {
+            "id": str(uuid.uuid4()),
+            "occurred": iso(timezone.now()),
+            "event": render(action["event"], ctx).strip(),
+            "resource": {k: render(v, ctx) for k, v in (action.get("resource") or {}).items()}
+            or {RESOURCE_ID: run.automation.resource_id},
+            "related": [{k: render(v, ctx) for k, v in r.items()} for r in action.get("related") or []],
+            "payload": action.get("payload") or {},
+        }
+        event, problems = validate_event(raw)
+        if problems:
+            raise ActionFailed("the event to emit is not valid: " + "; ".join(f"{p.path}: {p.rule}" for p in problems))
+        ingest([event])
+        return None
+    if kind in ("pause-automation", "resume-automation"):
+        from .models import Automation
+        from .store import set_enabled
+
+        target_id = run.automation_id if action.get("source", "inferred") == "inferred" else action["automation_id"]
+        target = Automation.objects.filter(pk=target_id).first()
+        if target is None:
+            raise ActionFailed(f"automation {target_id} does not exist")
+        set_enabled(target, kind == "resume-automation")
+        return None
+    raise ActionFailed(f"unknown action type {kind}")
+
+
+def action_event(run, what: str, extra: dict | None = None) -> None:
+    firing = run.firing
+    related = [{RESOURCE_ID: f"prefect.event.{firing.event_id}", RESOURCE_ROLE: "automation-triggered-event"}]
+    if firing.triggering_event_id:
+        related.append({RESOURCE_ID: f"prefect.event.{firing.triggering_event_id}", RESOURCE_ROLE: "triggering-event"})
+    raw = {
+        "id": str(uuid.uuid4()),
+        "occurred": iso(timezone.now()),
+        "event": f"prefect.automation.action.{what}",
+        "resource": {RESOURCE_ID: run.automation.resource_id, "prefect.resource.name": run.automation.name},
+        "related": related,
+        "payload": {"action_index": run.index, "action_type": run.action["type"], "invocation": str(run.id), **(extra or {})},
+    }
+    event, problems = validate_event(raw)
+    assert not problems, problems
+    ingest([event])
+
+
+def claim_due(limit: int = 20) -> list:
+    """Take up to `limit` due runs: mark them running under a lease, one attempt more."""
+    from .models import ActionRun
+
+    now = timezone.now()
+    with transaction.atomic():
+        runs = list(
+            ActionRun.objects.select_for_update(skip_locked=True)
+            .filter(status__in=[ActionRun.PENDING, ActionRun.RUNNING], next_attempt__lte=now)
+            .order_by("next_attempt")[:limit]
+        )
+        for run in runs:
+            run.status = ActionRun.RUNNING
+            run.attempts += 1
+            run.next_attempt = now + LEASE
+            run.save(update_fields=["status", "attempts", "next_attempt"])
+    return list(ActionRun.objects.filter(pk__in=[r.pk for r in runs]).select_related("firing", "automation"))
+
+
+def execute(run) -> None:
+    """One attempt of one run, and its outcome recorded (never raises for the action's fault)."""
+    from .models import ActionRun
+
+    if run.attempts == 1:
+        action_event(run, "triggered")
+    try:
+        status = perform(run)
+    except Exception as e:  # noqa: BLE001 - any failure of the action is recorded, not raised
+        status = getattr(e, "status", None)
+        error = str(e) if isinstance(e, ActionFailed) else f"{type(e).__name__}: {e}"
+        log.warning("automation %s action %d failed (attempt %d): %s", run.automation_id, run.index, run.attempts, error)
+        final = run.attempts >= MAX_ATTEMPTS
+        run.status = ActionRun.FAILED if final else ActionRun.PENDING
+        run.last_error = error[:2000]
+        run.response_status = status
+        run.next_attempt = timezone.now() + timedelta(seconds=BACKOFF[min(run.attempts, len(BACKOFF)) - 1])
+        if final:
+            run.finished = timezone.now()
+        run.save(update_fields=["status", "last_error", "response_status", "next_attempt", "finished"])
+        if final:
+            action_event(run, "failed", {"reason": run.last_error, "status_code": status})
+        return
+    run.status = ActionRun.SUCCEEDED
+    run.response_status = status
+    run.finished = timezone.now()
+    run.save(update_fields=["status", "response_status", "finished"])
+    action_event(run, "executed", {"status_code": status} if status is not None else {})
+
+
+def run_due_actions() -> int:
+    """Claim and execute due runs one after another (tests, and a worker without asyncio)."""
+    runs = claim_due()
+    for run in runs:
+        execute(run)
+    return len(runs)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,171 @@
+"""The evaluator service: an asyncio task group that
+
+- reads stored events from the NAMED channel "automations", a member of the "events" group
+  (with channels-redis every process reads the same named channel, so each event is evaluated
+  by exactly one process; membership expires, so it is renewed every minute);
+- ticks the clock every second, closing due proactive windows (rows held by another process
+  are skipped, SKIP LOCKED);
+- runs due action runs, each on its own thread with a timeout.
+
+It runs inside every Daphne process (started from eventfeed/asgi.py; EVENTFEED_AUTOMATIONS_IN_PROCESS
+=false turns that off) and in `manage.py run_automations`, a dedicated worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from eventfeed.events.ingest import EVENTS_GROUP
+
+from . import actions, engine
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "automations"
+MEMBERSHIP_EVERY = 60.0
+TICK_EVERY = 1.0
+MAX_RUNNING_ACTIONS = 16
+
+_running: dict[int, "Service"] = {}  # pid -> the service of this process
+
+
+def _in_thread(fn):
+    # A pool thread per call (not Django's one sync thread), with old connections closed.
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
+class Service:
+    def __init__(self, *, consume: bool = True):
+        self.consume = consume
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake = asyncio.Event()
+        self.running_actions: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()
+        loops = [self._ticker(), self._actions()]
+        if self.consume:
+            loops += [self._membership(), self._consumer()]
+        await asyncio.gather(*loops)
+
+    async def _membership(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                await layer.group_add(EVENTS_GROUP, CHANNEL)
+            except Exception:
+                log.exception("automations: could not join the events group")
+            await asyncio.sleep(MEMBERSHIP_EVERY)
+
+    async def _consumer(self) -> None:
+        layer = get_channel_layer()
+        await layer.group_add(EVENTS_GROUP, CHANNEL)
+        evaluate = _in_thread(engine.evaluate)
+        while True:
+            try:
+                message = await layer.receive(CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("automations: channel layer receive failed")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") != "events.stored":
+                continue
+            try:
+                await evaluate(message["events"])
+            except Exception:
+                log.exception("automations: evaluating %d events failed", len(message.get("events") or []))
+
+    async def _ticker(self) -> None:
+        tick = _in_thread(engine.tick)
+        while True:
+            try:
+                await tick()
+            except Exception:
+                log.exception("automations: tick failed")
+            await asyncio.sleep(TICK_EVERY)
+
+    async def _actions(self) -> None:
+        claim = _in_thread(actions.claim_due)
+        while True:
+            try:
+                room = MAX_RUNNING_ACTIONS - len(self.running_actions)
+                runs = await claim(room) if room > 0 else []
+            except Exception:
+                log.exception("automations: claiming action runs failed")
+                runs = []
+            for run in runs:
+                task = asyncio.ensure_future(self._execute(run))
+                self.running_actions.add(task)
+                task.add_done_callback(self.running_actions.discard)
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=TICK_EVERY)
+            except asyncio.TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def _execute(self, run) -> None:
+        timeout = float(run.action.get("timeout", actions.DEFAULT_TIMEOUT)) + 5
+        try:
+            await asyncio.wait_for(_in_thread(actions.execute)(run), timeout=timeout)
+        except asyncio.TimeoutError:
+            # The thread may still finish; if it does not, the lease expires and the run is retried.
+            log.warning("automation %s action %d: no outcome after %.0f s", run.automation_id, run.index, timeout)
+        except Exception:
+            log.exception("automation %s action %d: execution failed", run.automation_id, run.index)
+
+
+def wake_actions() -> None:
+    """Called after a firing commits: run its actions now rather than at the next poll."""
+    service = _running.get(os.getpid())
+    if service is not None and service.loop is not None and not service.loop.is_closed():
+        service.loop.call_soon_threadsafe(service.wake.set)
+
+
+def start(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Start this process's service on `loop` (the running one by default), once."""
+    if os.getpid() in _running:
+        return
+    service = _running[os.getpid()] = Service()
+    loop = loop or asyncio.get_event_loop()
+    task = loop.create_task(service.run())
+    task.add_done_callback(_report)
+
+
+def _report(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("automations: the evaluator stopped", exc_info=task.exception())
+
+
+def _daphne_reactor():
+    """Daphne's asyncio reactor, when this process is served by Daphne."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    return reactor if loop is not None else None
+
+
+class StartEvaluator:
+    """Wraps the ASGI application. Under Daphne the service starts on the server's loop when the
+    reactor starts; if the application was imported before Daphne's reactor existed (a forked
+    test server), the first connection starts it instead."""
+
+    def __init__(self, application):
+        self.application = application
+        reactor = _daphne_reactor()
+        if settings.EVENTFEED_AUTOMATIONS_IN_PROCESS and reactor is not None:
+            # Daphne sets its loop as the current one only when it runs, after importing us.
+            reactor.callWhenRunning(lambda: start(reactor._asyncioEventloop))
+
+    async def __call__(self, scope, receive, send):
+        if settings.EVENTFEED_AUTOMATIONS_IN_PROCESS and os.getpid() not in _running and _daphne_reactor() is not None:
+            start(asyncio.get_running_loop())
+        return await self.application(scope, receive, send)

@@ -1,0 +1,176 @@
+"""Writes and reads of automations, beside the models: the views and the API call these."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from eventfeed.events.ingest import ingest
+from eventfeed.events.models import iso
+from eventfeed.events.schema import RESOURCE_ID, validate_event
+
+from .actions import parse_actions
+from .core import new_state, next_due
+from .models import Automation, TriggerState
+from .triggers import TriggerError, glob_match, parse_trigger
+
+FIELDS = {"name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger", "actions_on_resolve", "owner_resource"}
+
+
+def parse_automation(data: Any, *, partial: bool = False) -> dict:
+    """Prefect's AutomationCreate body → clean fields, or TriggerError naming the JSON path."""
+    if not isinstance(data, dict):
+        raise TriggerError([("", "the body must be a JSON object")])
+    problems: list[tuple[str, str]] = []
+    for key in data:
+        if key not in FIELDS:
+            problems.append((key, f"is not a field of an automation (expected one of: {', '.join(sorted(FIELDS))})"))
+    out: dict[str, Any] = {}
+    if "name" in data or not partial:
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(("name", "is required: a non-empty string"))
+        elif len(name) > 200:
+            problems.append(("name", "is at most 200 characters"))
+        else:
+            out["name"] = name.strip()
+    if "description" in data:
+        if not isinstance(data["description"], str):
+            problems.append(("description", "must be a string"))
+        else:
+            out["description"] = data["description"]
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            problems.append(("enabled", "must be true or false"))
+        else:
+            out["enabled"] = data["enabled"]
+    if "tags" in data:
+        tags = data["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problems.append(("tags", "must be a list of strings"))
+        else:
+            out["tags"] = tags
+    if "owner_resource" in data:
+        owner = data["owner_resource"]
+        if owner is not None and not isinstance(owner, str):
+            problems.append(("owner_resource", "must be a resource id string or null"))
+        else:
+            out["owner_resource"] = owner
+    if "trigger" in data or not partial:
+        try:
+            out["trigger"] = parse_trigger(data.get("trigger"), "trigger")[1]
+        except TriggerError as e:
+            problems.extend(e.problems)
+    for key in ("actions", "actions_on_trigger", "actions_on_resolve"):
+        if key in data:
+            try:
+                out[key] = parse_actions(data[key], key)
+            except TriggerError as e:
+                problems.extend(e.problems)
+    if problems:
+        raise TriggerError(problems)
+    return out
+
+
+def _reset_state(automation: Automation) -> None:
+    """A new or changed trigger starts from empty buckets."""
+    trigger, _ = parse_trigger(automation.trigger)
+    state = new_state()
+    due = next_due(trigger, state)
+    TriggerState.objects.update_or_create(
+        automation=automation, defaults={"state": state, "next_due": timezone.now() if due is not None else None}
+    )
+
+
+def save_automation(fields: dict, automation: Automation | None = None) -> Automation:
+    """Create (automation=None) or replace/patch an automation; emits prefect.automation.created /
+    .updated like Prefect."""
+    with transaction.atomic():
+        created = automation is None
+        automation = automation or Automation()
+        reset = created or ("trigger" in fields and fields["trigger"] != automation.trigger) or (
+            fields.get("enabled") and not automation.enabled
+        )
+        for key, value in fields.items():
+            setattr(automation, key, value)
+        automation.save()
+        if reset:
+            _reset_state(automation)
+        emit_change(automation, "created" if created else "updated")
+    return automation
+
+
+def set_enabled(automation: Automation, enabled: bool) -> Automation:
+    return save_automation({"enabled": enabled}, automation)
+
+
+def delete_automation(automation: Automation) -> None:
+    with transaction.atomic():
+        emit_change(automation, "deleted")
+        automation.delete()
+
+
+def emit_change(automation: Automation, what: str) -> None:
+    raw = {
+        "id": str(uuid.uuid4()),
+        "occurred": iso(timezone.now()),
+        "event": f"prefect.automation.{what}",
+        "resource": {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name},
+        "related": [],
+        "payload": {},
+    }
+    event, problems = validate_event(raw)
+    assert not problems, problems
+    ingest([event])
+
+
+def automation_json(a: Automation) -> dict:
+    """Prefect's Automation response shape."""
+    return {
+        "id": str(a.id),
+        "created": iso(a.created),
+        "updated": iso(a.updated),
+        "name": a.name,
+        "description": a.description,
+        "enabled": a.enabled,
+        "tags": a.tags,
+        "trigger": a.trigger,
+        "actions": a.actions,
+        "actions_on_trigger": a.actions_on_trigger,
+        "actions_on_resolve": a.actions_on_resolve,
+        "owner_resource": a.owner_resource,
+        "last_fired": iso(a.last_fired) if a.last_fired else None,
+    }
+
+
+def generation() -> tuple:
+    """Changes whenever an automation is created, changed or deleted."""
+    agg = Automation.objects.aggregate(m=Max("updated"))
+    return agg["m"], Automation.objects.count()
+
+
+def _trigger_ids(trigger: dict) -> list[str]:
+    """Exact or glob resource ids a trigger's match / match_related name."""
+    if trigger.get("type", "event") != "event":
+        return [rid for child in trigger.get("triggers", []) for rid in _trigger_ids(child)]
+    specs = [trigger.get("match") or {}]
+    related = trigger.get("match_related") or {}
+    specs += related if isinstance(related, list) else [related]
+    out = []
+    for spec in specs:
+        value = spec.get(RESOURCE_ID)
+        out += value if isinstance(value, list) else [value] if value else []
+    return [v for v in out if not v.startswith("!")]
+
+
+def related_to(resource_id: str) -> list[Automation]:
+    """Automations owned by the resource or whose trigger names it (exactly or by a glob)."""
+    out = []
+    for a in Automation.objects.order_by("name"):
+        if a.owner_resource == resource_id or any(glob_match(p, resource_id) for p in _trigger_ids(a.trigger)):
+            out.append(a)
+    return out
