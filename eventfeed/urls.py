@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from eventfeed.events import api, views
 
@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/events/filter", api.events_filter, name="api-events-filter"),
     path("api/events/filter/next", api.events_filter_next, name="api-events-filter-next"),
     path("api/events/count-by/<str:countable>", api.events_count_by, name="api-events-count-by"),
+    path("", include("eventfeed.automations.urls")),
     path("admin/", admin.site.urls),
 ]
