@@ -7,6 +7,8 @@ from eventfeed.events import api, views
 urlpatterns = [
     path("", views.index, name="index"),
     path("events/", views.feed, name="feed"),
+    path("events/names", views.feed_names, name="feed-names"),
+    path("events/histogram", views.feed_histogram, name="feed-histogram"),
     path("events/<str:event_id>/", views.event_detail, name="event-detail"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),
     path("settings/api-keys/<int:key_id>/revoke", views.revoke_api_key, name="api-key-revoke"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 
 from django import forms
 from django.utils import timezone
@@ -27,6 +27,18 @@ class ListField(forms.Field):
         return [v.strip() for v in values if v and v.strip()]
 
 
+def check_in_range(parsed: datetime) -> datetime:
+    """Times Python cannot move to UTC, or move a bucket or a microsecond past, would crash the
+    query with OverflowError (a 500): refuse them as input errors."""
+    try:
+        year = parsed.astimezone(dt_timezone.utc).year
+    except OverflowError:
+        year = None
+    if year is None or not 1 < year < 9999:
+        raise forms.ValidationError("This date-time is out of range: use a year between 2 and 9998.")
+    return parsed
+
+
 class TimeField(forms.CharField):
     def to_python(self, value):
         value = super().to_python(value)
@@ -37,7 +49,7 @@ class TimeField(forms.CharField):
             raise forms.ValidationError("Use an ISO 8601 date-time such as 2026-11-21T09:30:00Z.")
         if parsed.tzinfo is None:
             raise forms.ValidationError("Include a time zone: Z for UTC or an offset like +02:00.")
-        return parsed
+        return check_in_range(parsed)
 
 
 class CursorField(forms.CharField):
@@ -55,7 +67,7 @@ class CursorField(forms.CharField):
             pk = None
         if parsed is None or parsed.tzinfo is None or pk is None:
             raise forms.ValidationError("This paging cursor is not valid; reload the feed.")
-        return parsed, pk
+        return check_in_range(parsed), pk
 
 
 def cursor_for(event) -> str:

@@ -120,3 +120,37 @@ def count_by_resource(f: EventFilter, limit: int = MAX_GROUPS) -> list[dict]:
         )
     return out
 
+
+# Bucket sizes a person reads without arithmetic; the histogram takes the smallest that keeps
+# the range under HISTOGRAM_MAX_BARS (15 m → 15 s, 1 h → 1 min, 24 h → 15 min, 7 d → 3 h,
+# 30 d → 12 h).
+NICE_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 10800, 21600, 43200, 86400, 604800)
+HISTOGRAM_MAX_BARS = 100
+
+
+def histogram_bucket_seconds(since: datetime, until: datetime) -> int:
+    span = max((until - since).total_seconds(), 1)
+    for seconds in NICE_BUCKETS:
+        if span / seconds <= HISTOGRAM_MAX_BARS:
+            return seconds
+    # Ranges of years: whole days, still at most HISTOGRAM_MAX_BARS bars.
+    return math.ceil(span / HISTOGRAM_MAX_BARS / 86400) * 86400
+
+
+def histogram(f: EventFilter) -> tuple[int, list[Bucket]]:
+    """The bucket size and zero-filled counts over the filter's (bounded) time range."""
+    seconds = histogram_bucket_seconds(f.since, f.until)
+    return seconds, count_by_time(f, seconds)
+
+
+def event_names_by_namespace(f: EventFilter) -> list[dict]:
+    """Stored event names with their counts under `f`, grouped by namespace (the name without
+    its last segment), busiest namespace first: the feed's event-name picker."""
+    groups: dict[str, dict] = {}
+    for row in count_by_event(f):
+        name = row["value"]
+        namespace = name.rpartition(".")[0] or name
+        group = groups.setdefault(namespace, {"namespace": namespace, "prefix": f"{namespace}.*", "count": 0, "names": []})
+        group["count"] += row["count"]
+        group["names"].append({"name": name, "count": row["count"]})
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["namespace"]))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,10 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from .forms import RANGE_LABELS, FeedForm, cursor_for
-from .models import ApiKey, Event, IngestProblem
+from .filters import RANGES
+from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
+from .models import ApiKey, Event, IngestProblem, iso
+from .queries import event_names_by_namespace, histogram
 
 PAGE_SIZE = 50
+HISTOGRAM_MAX_SPAN = timedelta(days=3660)
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -94,3 +99,45 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
 def ingest_problems(request: HttpRequest) -> HttpResponse:
     problems = IngestProblem.objects.select_related("api_key")[:200]
     return render(request, "events/problems.html", {"problems": problems})
+
+
+def _bounded_filter(form: FeedForm):
+    """The form's filter with both ends of its time range set, as histograms need; a preset
+    or a missing `until` ends now, a missing `since` starts the default range before `until`."""
+    now = timezone.now()
+    f = form.event_filter(now)
+    until = f.until or now
+    since = f.since or until - RANGES[DEFAULT_RANGE]
+    # Buckets align to a fixed pivot: an unbounded span (year 2 to now) would start a bucket
+    # before year 1. Ten years of bars are as much as a chart can say.
+    since = max(since, until - HISTOGRAM_MAX_SPAN)
+    return replace(f, since=since, until=until, order="DESC")
+
+
+@require_GET
+@login_required
+def feed_names(request: HttpRequest) -> JsonResponse:
+    """Stored event names with their counts under the feed's filter minus its event-name part,
+    grouped by namespace: the event-name picker."""
+    form = FeedForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    f = replace(form.event_filter(), names=(), prefixes=(), exclude_names=(), exclude_prefixes=(), order="DESC")
+    return JsonResponse({"groups": event_names_by_namespace(f)})
+
+
+@require_GET
+@login_required
+def feed_histogram(request: HttpRequest) -> JsonResponse:
+    """Event counts over the feed's time range, filtered like the list, in readable buckets."""
+    form = FeedForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    f = _bounded_filter(form)
+    seconds, buckets = histogram(f)
+    return JsonResponse({
+        "since": iso(f.since),
+        "until": iso(f.until),
+        "bucket_seconds": seconds,
+        "buckets": [{"start": iso(b.start), "end": iso(b.end), "count": b.count} for b in buckets],
+    })
