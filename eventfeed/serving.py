@@ -1,10 +1,15 @@
-"""TCP backpressure for websockets served by Daphne.
+"""Three fixes to how Daphne serves websockets, installed from eventfeed/asgi.py.
 
-Daphne reads every frame a client sends into an unbounded asyncio queue, whatever the
-application's pace, so a fast producer can fill the server's memory. Here, once a connection's
-queue holds HIGH_WATER messages, Daphne stops reading that socket (Twisted's pauseProducing):
-the kernel buffers fill and the sender's writes block. Reading resumes below LOW_WATER. Nothing
-is dropped; the producer is slowed to the speed at which events are stored.
+1. Backpressure on reads. Daphne reads every frame a client sends into an unbounded queue,
+   whatever the application's pace. Once a connection's queue holds READ_HIGH_WATER messages,
+   Daphne stops reading that socket (Twisted's pauseProducing): the kernel buffers fill and
+   the sender's writes block. Reading resumes below READ_LOW_WATER. Nothing is dropped; a
+   producer is slowed to the speed at which events are stored.
+2. Slow readers. Sends never block in Daphne: frames for a client that does not read pile up
+   in the server's memory. Past WRITE_LIMIT buffered bytes the connection is closed with 1013
+   and a reason, so the client knows it fell behind and reconnects to catch up.
+3. Close reasons. Daphne drops the `reason` of `websocket.close`; Prefect's protocol (and our
+   clients) read it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,19 @@ import logging
 
 log = logging.getLogger(__name__)
 
-HIGH_WATER = 1_000
-LOW_WATER = 100
+READ_HIGH_WATER = 1_000
+READ_LOW_WATER = 100
 POLL_SECONDS = 0.01
+WRITE_LIMIT = 16 * 1024 * 1024
+TOO_SLOW = "Client too slow: frames were not read in time; reconnect and catch up"
+
+
+def buffered_bytes(transport) -> int:
+    """Bytes written to a Twisted TCP transport and not yet taken by the kernel."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
 
 
 def install() -> None:
@@ -23,28 +38,45 @@ def install() -> None:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # served by another ASGI server
         return
-    if getattr(WebSocketProtocol, "_eventfeed_backpressure", False):
+    if getattr(WebSocketProtocol, "_eventfeed_installed", False):
         return
-    original = WebSocketProtocol.onMessage
+    on_message = WebSocketProtocol.onMessage
+    handle_reply = WebSocketProtocol.handle_reply
 
     def onMessage(self, payload, isBinary):
-        original(self, payload, isBinary)
+        on_message(self, payload, isBinary)
         queue = getattr(self, "application_queue", None)
-        if queue is None or getattr(self, "_eventfeed_paused", False) or queue.qsize() < HIGH_WATER:
+        if queue is None or getattr(self, "_eventfeed_paused", False) or queue.qsize() < READ_HIGH_WATER:
             return
         self._eventfeed_paused = True
         self.transport.pauseProducing()
         _resume_when_drained(self)
 
+    def handle_reply_(self, message):
+        kind = message.get("type")
+        if kind == "websocket.close" and message.get("reason") and self.state != self.STATE_CONNECTING:
+            self.sendClose(code=message.get("code") or 1000, reason=message["reason"][:120])
+            return
+        if kind == "websocket.send" and self.transport is not None:
+            if getattr(self, "_eventfeed_too_slow", False):
+                return
+            if buffered_bytes(self.transport) > WRITE_LIMIT:
+                self._eventfeed_too_slow = True
+                log.warning("websocket %s: closing a client that stopped reading", self.client_addr)
+                self.sendClose(code=1013, reason=TOO_SLOW)
+                return
+        handle_reply(self, message)
+
     WebSocketProtocol.onMessage = onMessage
-    WebSocketProtocol._eventfeed_backpressure = True
+    WebSocketProtocol.handle_reply = handle_reply_
+    WebSocketProtocol._eventfeed_installed = True
 
 
 def _resume_when_drained(protocol) -> None:
     from twisted.internet import reactor
 
     def check():
-        if protocol.application_queue.qsize() <= LOW_WATER or protocol.transport is None:
+        if protocol.transport is None or protocol.application_queue.qsize() <= READ_LOW_WATER:
             protocol._eventfeed_paused = False
             if protocol.transport is not None:
                 protocol.transport.resumeProducing()

@@ -76,3 +76,18 @@ def minutes_ago(now):
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own channel layer and live hub: an async test's event loop closes
+    with the test, and a group member left behind by it would break the next test's sends."""
+    from channels.layers import channel_layers
+
+    from eventfeed.events import live
+
+    channel_layers.backends.clear()
+    live._hubs.clear()
+    yield
+    channel_layers.backends.clear()
+    live._hubs.clear()

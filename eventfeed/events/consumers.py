@@ -1,16 +1,25 @@
-"""Websocket doors: `/api/events/in` (Prefect's ingest protocol)."""
+"""Websocket doors: `/api/events/in` (Prefect's ingest protocol), `/api/events/out` (Prefect's
+subscriber protocol) and `/ws/feed` (the browser's live feed)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from dataclasses import replace
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
+from django.http import QueryDict
+from django.utils import timezone
 
+from . import live
 from .auth import find_key
+from .filters import FilterError, from_json
+from .forms import FeedForm
 from .ingest import ingest
 from .models import IngestProblem
 from .schema import Problem, validate_event
@@ -20,7 +29,7 @@ log = logging.getLogger(__name__)
 # Frames are stored in batches of up to this many, in arrival order.
 BATCH = 500
 # With this many frames read but not stored, the consumer stops reading until they are stored;
-# Daphne's queue then fills and eventfeed.backpressure pauses the socket, slowing the sender.
+# Daphne's queue then fills and eventfeed.serving pauses the socket, slowing the sender.
 HIGH_WATER = 2_000
 FRAME_KEEP = 10_000
 
@@ -54,6 +63,24 @@ def store_frames(frames: list[tuple[int, str]], api_key) -> list[dict]:
     ]
 
 
+async def authenticate(consumer: AsyncWebsocketConsumer, text: str):
+    """Prefect's first message, `{"type":"auth","token":…}`: the API key, or close with 1008."""
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        message = None
+    if not isinstance(message, dict) or message.get("type") != "auth":
+        await consumer.close(code=1008, reason="Expected 'auth' message")
+        return None
+    token = message.get("token")
+    key = await database_sync_to_async(find_key)(token if isinstance(token, str) else None)
+    if key is None or key.revoked is not None:
+        await consumer.close(code=1008, reason="Missing API key" if not token else "Invalid or revoked API key")
+        return None
+    await consumer.send(json.dumps({"type": "auth_success"}))
+    return key
+
+
 class EventsInConsumer(AsyncWebsocketConsumer):
     """Prefect's `/api/events/in`: an auth message, then one event JSON per text frame.
 
@@ -76,7 +103,7 @@ class EventsInConsumer(AsyncWebsocketConsumer):
             except UnicodeDecodeError:
                 text_data = ""
         if self.api_key is None:
-            await self.authenticate(text_data)
+            self.api_key = await authenticate(self, text_data)
             return
         self.pending.append((self.seq, text_data))
         self.seq += 1
@@ -85,21 +112,6 @@ class EventsInConsumer(AsyncWebsocketConsumer):
         elif self.flusher is None or self.flusher.done():
             self.flusher = asyncio.ensure_future(self.flush())
 
-    async def authenticate(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
-            message = None
-        if not isinstance(message, dict) or message.get("type") != "auth":
-            await self.close(code=1008, reason="Expected 'auth' message")
-            return
-        key = await database_sync_to_async(find_key)(message.get("token"))
-        if key is None or key.revoked is not None:
-            reason = "Missing API key" if not message.get("token") else "Invalid or revoked API key"
-            await self.close(code=1008, reason=reason)
-            return
-        self.api_key = key
-        await self.send(json.dumps({"type": "auth_success"}))
 
     async def flush(self) -> None:
         """Store everything pending, in order; one flush at a time."""
@@ -121,3 +133,130 @@ class EventsInConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # Frames already read are stored even though the sender has gone.
         await self.flush()
+
+
+MAX_BACKFILL = timedelta(minutes=settings.EVENTFEED_MAX_BACKFILL_MINUTES)
+BACKFILL_PAGE = 250
+# Live events held while a subscriber's backfill is still being sent.
+MAX_HELD = 10_000
+
+
+class FeedConsumer(AsyncWebsocketConsumer):
+    """The browser feed's socket: `{"type":"subscribe","query":"<the page's query string>"}`
+    (again on every filter change), then `{"type":"rows","rows":[{id, occurred, html}]}` frames
+    rendered by the same partial as the page."""
+
+    wants_rows = True
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401, reason="Sign in to watch the live feed")
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "")
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "subscribe" or not isinstance(message.get("query", ""), str):
+            await self.send_json({"type": "error", "errors": {"message": ['Expected {"type": "subscribe", "query": "…"}']}})
+            return
+        form = FeedForm(QueryDict(message.get("query", "").lstrip("?")))
+        if not form.is_valid():
+            # The socket stays open: the page shows the error and subscribes again when fixed.
+            live.hub().unsubscribe(self)
+            await self.send_json({"type": "error", "errors": form.errors})
+            return
+        await live.hub().subscribe(self, form.event_filter())
+        await self.send_json({"type": "subscribed"})
+
+    async def deliver(self, events: list[live.LiveEvent]) -> None:
+        await self.send_json({"type": "rows", "rows": [e.row for e in events]})
+
+    async def send_json(self, data: dict) -> None:
+        await self.send(json.dumps(data))
+
+    async def disconnect(self, code: int) -> None:
+        live.hub().unsubscribe(self)
+
+
+class EventsOutConsumer(AsyncWebsocketConsumer):
+    """Prefect's `/api/events/out`: auth, then `{"type":"filter","filter":…,"backfill":…}`, then
+    `{"type":"event","event":…}` frames: the backfill (oldest first), then live events.
+
+    Unlike Prefect's server, the `related` filter applies to live events too, a filter with no
+    `until` receives live events, a bad filter gets an error frame instead of a dead socket,
+    and a subscriber too slow to keep up is closed with 1013 instead of silently losing events.
+    """
+
+    async def connect(self) -> None:
+        self.api_key = None
+        self.filter = None
+        self.held: list[live.LiveEvent] | None = None
+        self.backfilled: set = set()
+        offered = self.scope.get("subprotocols") or []
+        await self.accept("prefect" if "prefect" in offered else None)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.api_key is None:
+            self.api_key = await authenticate(self, text_data or "")
+            return
+        if self.filter is not None:
+            await self.send(json.dumps({"type": "error", "errors": [{"path": "", "rule": "the filter is already set; reconnect to change it"}]}))
+            return
+        try:
+            message = json.loads(text_data or "")
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "filter":
+            await self.send(json.dumps({"type": "error", "errors": [{"path": "type", "rule": "Expected 'filter' message"}]}))
+            return
+        try:
+            f = from_json(message.get("filter"))
+        except FilterError as e:
+            await self.send(json.dumps({"type": "error", "errors": e.as_list()}))
+            return
+        if not f.live_supported:
+            await self.send(json.dumps({"type": "error", "errors": [{"path": "filter.resource.distinct", "rule": "is not supported on a live subscription"}]}))
+            return
+        self.filter = f
+        backfill = message.get("backfill", True) is not False
+        if backfill:
+            self.held = []
+        # Subscribe before reading the backfill, so that nothing falls between the two.
+        await live.hub().subscribe(self, f)
+        if backfill:
+            await self.send_backfill(f)
+
+    async def send_backfill(self, f) -> None:
+        since = timezone.now() - MAX_BACKFILL
+        if f.since is not None and f.since > since:
+            since = f.since
+        query = replace(f, since=since, order="ASC")
+        after = None
+        while True:
+            page, more = await database_sync_to_async(query.page)(limit=BACKFILL_PAGE, after=after)
+            for event in page:
+                self.backfilled.add(event.id)
+                await self.send(json.dumps({"type": "event", "event": event.as_prefect()}))
+            if not more:
+                break
+            after = (page[-1].occurred, page[-1].id)
+        held, self.held = self.held, None
+        await self.deliver(held)
+        self.backfilled = set()
+
+    async def deliver(self, events: list[live.LiveEvent]) -> None:
+        if self.held is not None:
+            self.held.extend(events)
+            if len(self.held) > MAX_HELD:
+                live.hub().unsubscribe(self)
+                await self.close(code=1013, reason="Subscriber too slow: reconnect and backfill")
+            return
+        for event in events:
+            if event.id not in self.backfilled:
+                await self.send(event.prefect_frame)
+
+    async def disconnect(self, code: int) -> None:
+        live.hub().unsubscribe(self)

@@ -1,0 +1,168 @@
+"""The live push: one channel-layer subscription per process, fanned out to its sockets.
+
+A consumer per socket listening to a group of all sockets costs the channel layer one message
+per socket per event; here each process reads each published batch once, matches it once per
+distinct filter, renders each event once, and sends one coalesced frame per socket at most every
+FLUSH_INTERVAL. Sockets whose filters differ only in their time range share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import replace
+from functools import cached_property
+from typing import Protocol
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from .filters import EventFilter, Matchable
+from .ingest import EVENTS_GROUP
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.05
+# channels-redis forgets group members after a day; re-join well before.
+REJOIN_SECONDS = 3600
+
+
+class Subscriber(Protocol):
+    async def deliver(self, events: list["LiveEvent"]) -> None: ...
+
+
+class LiveEvent(Matchable):
+    """A published event, parsed once per process, with its renderings cached."""
+
+    def __init__(self, wire: dict):
+        parsed = Matchable.from_wire(wire)
+        super().__init__(
+            id=parsed.id, occurred=parsed.occurred, event=parsed.event,
+            resource=parsed.resource, related=parsed.related, payload=parsed.payload,
+        )
+        self.wire = wire
+
+    @property
+    def resource_id(self) -> str:
+        return self.resource["prefect.resource.id"]
+
+    @cached_property
+    def row(self) -> dict:
+        """What the browser feed needs: the same _row.html partial as the page."""
+        return {
+            "id": str(self.id),
+            "occurred": self.wire["occurred"],
+            "html": render_to_string("events/_row.html", {"event": self}),
+        }
+
+    @cached_property
+    def prefect_frame(self) -> str:
+        return json.dumps({"type": "event", "event": self.wire})
+
+
+class Hub:
+    """This process's reader of the `events` group."""
+
+    def __init__(self):
+        self.subscribers: dict[Subscriber, EventFilter] = {}
+        self.pending: dict[Subscriber, list[LiveEvent]] = defaultdict(list)
+        self.channel: str | None = None
+        self.reader: asyncio.Task | None = None
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.last_flush = 0.0
+
+    async def subscribe(self, subscriber: Subscriber, f: EventFilter) -> None:
+        self.subscribers[subscriber] = f
+        await self._ensure_reader()
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.pop(subscriber, None)
+        self.pending.pop(subscriber, None)
+
+    async def _ensure_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            return
+        layer = get_channel_layer()
+        # The default prefix: channels-redis reads all of a process's channels through one
+        # receive loop keyed on it, and a second prefix would starve behind the first.
+        self.channel = await layer.new_channel()
+        await layer.group_add(EVENTS_GROUP, self.channel)
+        self.reader = asyncio.ensure_future(self._read(layer))
+
+    async def _read(self, layer) -> None:
+        joined = time.monotonic()
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live: channel layer receive failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            if time.monotonic() - joined > REJOIN_SECONDS:
+                await layer.group_add(EVENTS_GROUP, self.channel)
+                joined = time.monotonic()
+            if message.get("type") == "events.stored":
+                self.dispatch(message["events"])
+
+    def dispatch(self, wires: list[dict]) -> None:
+        """Match a published batch against every subscriber; queue what matches."""
+        if not self.subscribers:
+            return
+        events = [LiveEvent(w) for w in wires]
+        # Filters that differ only in their time range are matched once.
+        by_shape: dict[EventFilter, list] = defaultdict(list)
+        for subscriber, f in self.subscribers.items():
+            by_shape[replace(f, since=None, until=None, order="DESC")].append((subscriber, f))
+        for shape, members in by_shape.items():
+            matched = [e for e in events if shape.matches(e)]
+            if not matched:
+                continue
+            for subscriber, f in members:
+                mine = matched
+                if f.since is not None or f.until is not None:
+                    mine = [e for e in matched if (f.since is None or e.occurred >= f.since) and (f.until is None or e.occurred <= f.until)]
+                if mine:
+                    self.pending[subscriber].extend(mine)
+        if self.pending and self.flush_handle is None:
+            loop = asyncio.get_event_loop()
+            delay = max(0.0, self.last_flush + FLUSH_INTERVAL - time.monotonic())
+            self.flush_handle = loop.call_later(delay, lambda: asyncio.ensure_future(self.flush()))
+
+    async def flush(self) -> None:
+        self.flush_handle = None
+        self.last_flush = time.monotonic()
+        pending, self.pending = self.pending, defaultdict(list)
+        # Each event is rendered once, however many browsers receive it, in a worker thread so
+        # that a burst does not stall the sockets.
+        rows = {id(e): e for s, events in pending.items() if getattr(s, "wants_rows", False) for e in events}
+        if rows:
+            await sync_to_async(_render_all, thread_sensitive=False)(list(rows.values()))
+        await asyncio.gather(*(self._deliver(s, events) for s, events in pending.items() if s in self.subscribers))
+
+    async def _deliver(self, subscriber: Subscriber, events: list[LiveEvent]) -> None:
+        try:
+            await subscriber.deliver(events)
+        except Exception:
+            log.exception("live: delivery to %r failed", subscriber)
+
+
+def _render_all(events: list[LiveEvent]) -> None:
+    for e in events:
+        e.row  # noqa: B018 (fills the cache)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """The hub of the running event loop (one per server process; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _hubs:
+        _hubs[loop] = Hub()
+    return _hubs[loop]
