@@ -5,14 +5,14 @@ import secrets
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 
 
 class PostgresOnlyIndex(models.Index):
     """An index that exists on PostgreSQL and is a no-op elsewhere.
 
-    Operator classes (text_pattern_ops, gin_trgm_ops) have no SQLite equivalent, and SQLite
-    does not need them for the laptop default: its LIKE scans are fast enough at demo scale.
+    Operator classes (gin_trgm_ops, jsonb_path_ops) have no SQLite equivalent, and SQLite does
+    not need them for the laptop default: its scans are fast enough at demo scale.
     """
 
     def create_sql(self, model, schema_editor, using="", **kwargs):
@@ -48,15 +48,11 @@ class Event(models.Model):
         indexes = [
             # The unfiltered feed and every time-bounded page: newest first, keyset on (occurred, id).
             models.Index(F("occurred").desc(), F("id").desc(), name="ev_occurred_id"),
-            # Exact event names (`event=prefect.flow-run.Failed`), newest first.
+            # Event names, newest first: exact names, and prefixes (`prefect.flow-run.*`) too,
+            # because migration 0002 gives the column the C collation on PostgreSQL.
             models.Index("event", F("occurred").desc(), name="ev_event_occurred"),
-            # Event-name prefixes (`prefect.flow-run.*`): LIKE 'p%' needs pattern ops under a
-            # non-C collation.
-            PostgresOnlyIndex(OpClass("event", name="varchar_pattern_ops"), "occurred", name="ev_event_prefix"),
-            # Exact primary resource ids (Prefect's `resource.id`) and `resource.distinct`.
-            models.Index("resource_id", F("occurred").desc(), name="ev_resource_occurred"),
-            # "What follows this event" on the event page.
-            models.Index("follows", name="ev_follows"),
+            # "What follows this event" on the event page; most events follow nothing.
+            models.Index("follows", name="ev_follows", condition=Q(follows__isnull=False)),
             # Free-text search: substring LIKE '%term%' served by a trigram index.
             PostgresOnlyGinIndex(OpClass("search", name="gin_trgm_ops"), name="ev_search_trgm"),
         ]
@@ -108,19 +104,16 @@ class EventResource(models.Model):
     class Meta:
         indexes = [
             # Newest events involving resource X (feed resource/related/any filters, event page
-            # "around this event"), keyset on (occurred, event_id).
+            # "around this event"), keyset on (occurred, event_id); with the C collation of
+            # migration 0002 it also serves resource id prefixes.
             models.Index("resource_id", F("occurred").desc(), F("event_id").desc(), name="er_resource_occurred"),
             # A rare event name combined with a very common resource: both in one index.
             models.Index("resource_id", "event_name", F("occurred").desc(), name="er_resource_event"),
-            # Resource id prefixes (`prefect.flow-run.*`) under a non-C collation.
-            PostgresOnlyIndex(OpClass("resource_id", name="text_pattern_ops"), "occurred", name="er_resource_prefix"),
-            # Joins from an event to its resources (label conditions, the event page); it is
-            # the foreign key's index, named.
+            # From an event to its resources: label conditions (EXISTS), the event page,
+            # retention. It is the foreign key's index, named.
             models.Index("event", name="er_event"),
             # Label conditions `key=value`: jsonb containment.
             PostgresOnlyGinIndex(OpClass("labels", name="jsonb_path_ops"), name="er_labels_gin"),
-            # Retention deletes in occurred order.
-            models.Index("occurred", name="er_occurred"),
         ]
 
 
