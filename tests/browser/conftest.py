@@ -3,11 +3,12 @@ database) and Debian's chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from functools import partial
 
 import pytest
-from channels.testing.live import make_application, set_database_connection
+from channels.testing.live import make_application
 from daphne.testing import DaphneProcess
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.test import Client
@@ -33,6 +34,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+    # Browser tests last: Playwright's sync API keeps an event loop running on the main thread
+    # while the session-scoped browser is open, and pytest-asyncio cannot run a test after that.
+    items.sort(key=lambda item: "tests/browser/" in str(item.fspath))
 
 
 @pytest.fixture(scope="session")
@@ -49,14 +53,45 @@ def browser():
         browser.close()
 
 
+def use_database(name: str) -> None:
+    from django.conf import settings
+
+    settings.DATABASES["default"]["NAME"] = name
+
+
+class SpawnedDaphneProcess(DaphneProcess):
+    """Daphne in a fresh interpreter rather than a fork of the test process.
+
+    A fork inherits the test process's threads' state without the threads: after a test has used
+    database_sync_to_async, asgiref's executor in the child waits forever for a worker thread
+    that was not copied, and the server never answers a websocket handshake.
+    """
+
+    _start_method = "spawn"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ctx = multiprocessing.get_context("spawn")
+        self.port = ctx.Value("i", self.port.value)
+        self.ready = ctx.Event()
+        self.errors = ctx.Queue()
+
+    @staticmethod
+    def _Popen(process_obj):
+        return multiprocessing.get_context("spawn").Process._Popen(process_obj)
+
+
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, django_db_blocker):
     """The project's ASGI application served by Daphne on a free port of 127.0.0.1."""
+    from django.db import connection
+
     with django_db_blocker.unblock():
-        process = DaphneProcess(
+        # The new interpreter reads the settings afresh; point it at the test database.
+        process = SpawnedDaphneProcess(
             "127.0.0.1",
             partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-            setup=set_database_connection,
+            setup=partial(use_database, connection.settings_dict["NAME"]),
         )
         process.start()
         if not process.ready.wait(timeout=30):
