@@ -175,7 +175,7 @@ def full_event(slim: dict | None) -> dict | None:
 
 
 def render(source: str, ctx: dict) -> str:
-    return TEMPLATES.from_string(source).render(Context(ctx))
+    return TEMPLATES.from_string(source).render(Context(ctx, autoescape=False))
 
 
 class ActionFailed(Exception):

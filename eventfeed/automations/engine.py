@@ -153,6 +153,11 @@ def tick(now: datetime | None = None) -> list[Firing]:
     """Close the proactive windows due by `now` (rows other processes hold are skipped)."""
     now = now or timezone.now()
     fired = []
+    due = TriggerState.objects.filter(next_due__lte=now, automation__enabled=True)
+    # A read first: on SQLite every transaction takes the write lock (IMMEDIATE), and the ticker
+    # runs every second.
+    if not due.exists():
+        return fired
     with transaction.atomic():
         rows = list(
             TriggerState.objects.select_for_update(skip_locked=True, of=("self",))

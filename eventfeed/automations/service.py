@@ -147,25 +147,28 @@ def _report(task: asyncio.Task) -> None:
 
 
 def _daphne_reactor():
-    """Daphne's asyncio reactor, when this process is served by Daphne."""
+    """Daphne's asyncio reactor (installed in every process that loads the daphne app, but only
+    running in a process that serves)."""
     reactor = sys.modules.get("twisted.internet.reactor")
-    loop = getattr(reactor, "_asyncioEventloop", None)
-    return reactor if loop is not None else None
+    return reactor if getattr(reactor, "_asyncioEventloop", None) is not None else None
 
 
 class StartEvaluator:
     """Wraps the ASGI application. Under Daphne the service starts on the server's loop when the
-    reactor starts; if the application was imported before Daphne's reactor existed (a forked
-    test server), the first connection starts it instead."""
+    reactor starts running: Daphne makes its loop the current one only then, after importing
+    this module, so `asyncio.get_event_loop()` at import time would be another loop. If the
+    application was imported before this process's reactor existed (a forked test server), the
+    first connection starts it instead."""
 
     def __init__(self, application):
         self.application = application
         reactor = _daphne_reactor()
         if settings.EVENTFEED_AUTOMATIONS_IN_PROCESS and reactor is not None:
-            # Daphne sets its loop as the current one only when it runs, after importing us.
             reactor.callWhenRunning(lambda: start(reactor._asyncioEventloop))
 
     async def __call__(self, scope, receive, send):
-        if settings.EVENTFEED_AUTOMATIONS_IN_PROCESS and os.getpid() not in _running and _daphne_reactor() is not None:
-            start(asyncio.get_running_loop())
+        if settings.EVENTFEED_AUTOMATIONS_IN_PROCESS and os.getpid() not in _running:
+            reactor = _daphne_reactor()
+            if reactor is not None and reactor.running:
+                start(asyncio.get_running_loop())
         return await self.application(scope, receive, send)

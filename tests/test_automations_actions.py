@@ -1,0 +1,137 @@
+"""Actions: a webhook to a real local HTTP server, retries, notifications, emitted events,
+pause/resume, and the action events in the feed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+
+from eventfeed.automations import actions, engine, store
+from eventfeed.automations.models import ActionRun, Automation, Notification
+from eventfeed.events.ingest import wire
+from eventfeed.events.models import Event
+from tests.conftest import make_event, store as store_events
+
+
+class Recorder(BaseHTTPRequestHandler):
+    status = 200
+    requests: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).requests.append({"path": self.path, "headers": dict(self.headers), "body": body.decode()})
+        self.send_response(type(self).status)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    Recorder.requests, Recorder.status = [], 200
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Recorder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def fire(actions_json: list, name: str = "shipping", **event_kw) -> Automation:
+    a = store.save_automation(store.parse_automation(
+        {"name": name, "trigger": {"expect": ["acme.order.shipped"]}, "actions": actions_json}))
+    engine.evaluate([wire(e) for e in store_events(make_event("acme.order.shipped", "acme.order.9", **event_kw)).stored])
+    return a
+
+
+def action_events(name: str):
+    return list(Event.objects.filter(event=f"prefect.automation.action.{name}"))
+
+
+def test_it_calls_a_webhook_with_a_templated_body(db, webhook):
+    recorder, url = webhook
+    a = fire([{"type": "call-webhook", "url": url + "/hook", "headers": {"X-Token": "t"},
+               "payload": '{"automation": "{{ automation.name }}", "resource": "{{ event.resource.id }}", '
+                          '"name": {{ event.resource|label:"prefect.resource.name"|json }}, "total": {{ event.payload.total }}}'}],
+             payload={"total": 12}, **{"prefect.resource.name": 'Order "9"'})
+    assert actions.run_due_actions() == 1
+    [request] = recorder.requests
+    assert request["path"] == "/hook" and request["headers"]["X-Token"] == "t"
+    assert json.loads(request["body"]) == {"automation": "shipping", "resource": "acme.order.9", "name": 'Order "9"', "total": 12}
+    run = ActionRun.objects.get(automation=a)
+    assert (run.status, run.response_status, run.attempts) == ("succeeded", 200, 1)
+    [triggered] = action_events("triggered")
+    [executed] = action_events("executed")
+    assert executed.payload["action_type"] == "call-webhook" and executed.payload["status_code"] == 200
+    roles = {r["prefect.resource.role"] for r in triggered.related}
+    assert roles == {"automation-triggered-event", "triggering-event"}
+
+
+def test_it_retries_a_failing_webhook_a_bounded_number_of_times(db, webhook):
+    recorder, url = webhook
+    recorder.status = 500
+    fire([{"type": "call-webhook", "url": url}, {"type": "do-nothing"}])
+    assert actions.run_due_actions() == 2
+    ActionRun.objects.update(next_attempt="2000-01-01T00:00:00Z")
+    actions.run_due_actions()
+    ActionRun.objects.update(next_attempt="2000-01-01T00:00:00Z")
+    actions.run_due_actions()
+    ActionRun.objects.update(next_attempt="2000-01-01T00:00:00Z")
+    assert actions.run_due_actions() == 0
+    webhook_run, nothing = ActionRun.objects.order_by("index")
+    assert (webhook_run.status, webhook_run.attempts, webhook_run.response_status) == ("failed", actions.MAX_ATTEMPTS, 500)
+    assert "HTTP 500" in webhook_run.last_error
+    assert nothing.status == "succeeded"
+    assert len(recorder.requests) == actions.MAX_ATTEMPTS
+    [failed] = action_events("failed")
+    assert failed.payload["action_index"] == 0
+
+
+def test_it_records_a_webhook_timeout_as_a_failure(db):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers
+    try:
+        fire([{"type": "call-webhook", "url": f"http://127.0.0.1:{listener.getsockname()[1]}/", "timeout": 0.3}])
+        actions.run_due_actions()
+        run = ActionRun.objects.get()
+        assert run.status == "pending" and "Timeout" in run.last_error
+    finally:
+        listener.close()
+
+
+def test_it_stores_a_notification_and_emails_it(db, django_capture_on_commit_callbacks):
+    fire([{"type": "send-notification", "subject": "Shipped: {{ event.resource.id }}", "body": "by {{ automation.name }}",
+           "to": ["ops@example.com"]}])
+    actions.run_due_actions()
+    note = Notification.objects.get()
+    assert (note.subject, note.body) == ("Shipped: acme.order.9", "by shipping")
+    assert mail.outbox[0].subject == "Shipped: acme.order.9" and mail.outbox[0].to == ["ops@example.com"]
+
+
+def test_it_emits_an_event_and_pauses_itself(db):
+    a = fire([{"type": "emit-event", "event": "acme.alert.{{ event.event }}", "resource": {"prefect.resource.id": "acme.alert.1"}},
+              {"type": "pause-automation"}])
+    actions.run_due_actions()
+    assert Event.objects.filter(event="acme.alert.acme.order.shipped", resource_id="acme.alert.1").exists()
+    a.refresh_from_db()
+    assert a.enabled is False
+    # Paused: a second matching event does not fire.
+    assert engine.evaluate([wire(e) for e in store_events(make_event("acme.order.shipped")).stored]) == []
+
+
+def test_it_keeps_running_other_actions_when_one_raises(db):
+    fire([{"type": "resume-automation", "source": "selected", "automation_id": "00000000-0000-0000-0000-000000000000"},
+          {"type": "do-nothing"}])
+    actions.run_due_actions()
+    statuses = list(ActionRun.objects.order_by("index").values_list("status", flat=True))
+    assert statuses == ["pending", "succeeded"]
+    assert "does not exist" in ActionRun.objects.get(index=0).last_error

@@ -1,0 +1,44 @@
+"""`/ws/notifications`: toasts for signed-in users only."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from eventfeed.automations.consumers import NotificationsConsumer
+from eventfeed.automations.models import Notification
+from eventfeed.automations.notify import push
+
+
+def communicator(user) -> WebsocketCommunicator:
+    c = WebsocketCommunicator(NotificationsConsumer.as_asgi(), "/ws/notifications")
+    c.scope["user"] = user
+    return c
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_pushes_a_stored_notification_to_a_signed_in_page(django_user_model):
+    user = await database_sync_to_async(django_user_model.objects.create_user)("carol", password="pw-carol-123")
+    c = communicator(user)
+    connected, _ = await c.connect()
+    try:
+        assert connected
+        note = await database_sync_to_async(Notification.objects.create)(subject="Shipped", body="acme.order.1")
+        await database_sync_to_async(push)(note)
+        message = await c.receive_json_from(timeout=2)
+        assert message["type"] == "notification" and message["subject"] == "Shipped" and message["id"] == str(note.id)
+    finally:
+        await c.disconnect()
+    await get_channel_layer().flush()
+
+
+async def test_it_refuses_an_anonymous_socket():
+    c = communicator(AnonymousUser())
+    connected, code = await c.connect()
+    try:
+        assert not connected and code == 4401
+    finally:
+        await c.disconnect()
