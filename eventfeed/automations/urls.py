@@ -1,8 +1,16 @@
 from django.urls import path
 
-from . import api
+from . import api, views
 
 urlpatterns = [
+    path("automations/", views.automation_list, name="automation-list"),
+    path("automations/new", views.automation_new, name="automation-new"),
+    path("automations/preview", views.automation_preview, name="automation-preview"),
+    path("automations/<str:automation_id>/", views.automation_detail, name="automation-detail"),
+    path("automations/<str:automation_id>/edit", views.automation_edit, name="automation-edit"),
+    path("automations/<str:automation_id>/delete", views.automation_delete, name="automation-delete"),
+    path("automations/<str:automation_id>/enabled", views.automation_enabled, name="automation-enabled"),
+    path("notifications/", views.notifications, name="notifications"),
     path("api/automations/", api.create, name="api-automations"),
     path("api/automations", api.create),
     path("api/automations/filter", api.filter_automations, name="api-automations-filter"),

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from . import store
+from .forms import AutomationForm
+from .models import ActionRun, Automation, Firing, Notification
+from .preview import RANGES, event_for_prefill, preview
+from .triggers import TriggerError, default_trigger, describe, parse_trigger, widenings
+
+HISTORY = 50
+ACTION_EXAMPLES = {
+    "send-notification": {"type": "send-notification", "subject": "{{ automation.name }}: {{ event.event }}",
+                          "body": "{{ event.resource.id }} at {{ event.occurred }}", "to": []},
+    "call-webhook": {"type": "call-webhook", "url": "https://example.com/hook", "method": "POST",
+                     "headers": {"Content-Type": "application/json"},
+                     "payload": '{"automation": {{ automation.name|json }}, "event": {{ event|json }}}', "timeout": 10},
+    "emit-event": {"type": "emit-event", "event": "acme.alert.raised", "resource": {"prefect.resource.id": "acme.alert.{{ event.resource.id }}"}},
+    "pause-automation": {"type": "pause-automation", "source": "inferred"},
+    "do-nothing": {"type": "do-nothing"},
+}
+
+
+def _automation(automation_id: str) -> Automation:
+    try:
+        automation = Automation.objects.filter(pk=uuid.UUID(automation_id)).first()
+    except ValueError:
+        automation = None
+    if automation is None:
+        raise Http404("No automation has this id.")
+    return automation
+
+
+def sentence(trigger_json: dict) -> str:
+    try:
+        return describe(parse_trigger(trigger_json)[0])
+    except TriggerError:
+        return "This trigger is not valid any more: edit it."
+
+
+@require_GET
+@login_required
+def automation_list(request: HttpRequest) -> HttpResponse:
+    automations = [(a, sentence(a.trigger)) for a in Automation.objects.order_by("name")]
+    return render(request, "automations/list.html", {"automations": automations})
+
+
+@require_GET
+@login_required
+def automation_detail(request: HttpRequest, automation_id: str) -> HttpResponse:
+    automation = _automation(automation_id)
+    firings = list(Firing.objects.filter(automation=automation).order_by("-at")[:HISTORY])
+    runs: dict = {}
+    for run in ActionRun.objects.filter(firing__in=firings):
+        runs.setdefault(run.firing_id, []).append(run)
+    ctx = {
+        "automation": automation,
+        "sentence": sentence(automation.trigger),
+        "trigger_json": json.dumps(automation.trigger, indent=2),
+        "actions_json": json.dumps(automation.actions, indent=2),
+        "history": [(f, sorted(runs.get(f.id, []), key=lambda r: r.index)) for f in firings],
+        "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED).order_by("-created")[:5],
+    }
+    return render(request, "automations/detail.html", ctx)
+
+
+def _editor(request: HttpRequest, form: AutomationForm, automation: Automation | None, event: dict | None) -> HttpResponse:
+    groups = widenings(event) if event else None
+    for options in (groups or {}).values():
+        for option in options:
+            option["set_json"] = json.dumps(option["set"])
+    ctx = {
+        "form": form,
+        "automation": automation,
+        "event": event,
+        "widenings": groups,
+        "ranges": list(RANGES),
+        "action_examples": ACTION_EXAMPLES,
+    }
+    return render(request, "automations/edit.html", ctx, status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
+def automation_new(request: HttpRequest) -> HttpResponse:
+    event = event_for_prefill(request.GET.get("event", "")) if request.GET.get("event") else None
+    if request.GET.get("event") and event is None:
+        messages.error(request, "That event does not exist (any more): starting from an empty trigger.")
+    if request.method == "POST":
+        form = AutomationForm(request.POST)
+        if form.is_valid():
+            automation = store.save_automation(form.fields_for_store())
+            messages.success(request, f"Saved “{automation.name}”.")
+            return redirect("automation-detail", automation.id)
+        return _editor(request, form, None, event)
+    trigger = default_trigger(event) if event else {"type": "event", "match": {}, "match_related": {}, "after": [],
+                                                     "expect": [], "for_each": [], "posture": "Reactive",
+                                                     "threshold": 1, "within": 0}
+    name = f"{event['event']} on {event['resource'].get('prefect.resource.name') or event['resource']['prefect.resource.id']}" if event else ""
+    form = AutomationForm(initial={"name": name[:200], "enabled": True, "trigger": json.dumps(trigger, indent=2),
+                                   "actions": json.dumps([ACTION_EXAMPLES["send-notification"]], indent=2)})
+    return _editor(request, form, None, event)
+
+
+@login_required
+def automation_edit(request: HttpRequest, automation_id: str) -> HttpResponse:
+    automation = _automation(automation_id)
+    if request.method == "POST":
+        form = AutomationForm(request.POST)
+        if form.is_valid():
+            store.save_automation(form.fields_for_store(), automation)
+            messages.success(request, f"Saved “{automation.name}”.")
+            return redirect("automation-detail", automation.id)
+        return _editor(request, form, automation, None)
+    return _editor(request, AutomationForm(initial=AutomationForm.initial_for(automation)), automation, None)
+
+
+@require_POST
+@login_required
+def automation_delete(request: HttpRequest, automation_id: str) -> HttpResponse:
+    automation = _automation(automation_id)
+    store.delete_automation(automation)
+    messages.success(request, f"Deleted “{automation.name}”.")
+    return redirect("automation-list")
+
+
+@require_POST
+@login_required
+def automation_enabled(request: HttpRequest, automation_id: str) -> HttpResponse:
+    automation = _automation(automation_id)
+    store.set_enabled(automation, request.POST.get("enabled") == "on")
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"enabled": automation.enabled})
+    return redirect(request.POST.get("next") or "automation-list")
+
+
+@require_POST
+@login_required
+def automation_preview(request: HttpRequest) -> JsonResponse:
+    """The editor's live check: {trigger, range} → errors, or the sentence and the preview."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except json.JSONDecodeError as e:
+        return JsonResponse({"errors": [{"path": "", "rule": f"not valid JSON: {e.msg}"}]}, status=400)
+    range_key = body.get("range") if body.get("range") in RANGES else "24h"
+    try:
+        trigger, _ = parse_trigger(body.get("trigger"), "trigger")
+    except TriggerError as e:
+        return JsonResponse({"errors": e.as_list()}, status=422)
+    return JsonResponse({"errors": [], "sentence": describe(trigger), "preview": preview(trigger, range_key, timezone.now())})
+
+
+@require_GET
+@login_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    notes = Notification.objects.select_related("automation", "firing")[:200]
+    return render(request, "automations/notifications.html", {"notifications": notes})

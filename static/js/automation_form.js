@@ -1,0 +1,230 @@
+// The automation editor: the form fields and the JSON editor show the same trigger; every
+// change is checked by the server (errors name the JSON path), which also returns the
+// one-sentence description and the preview over the stored events.
+
+const form = document.getElementById("automation-form");
+const textarea = document.getElementById("id_trigger");
+const actionsArea = document.getElementById("id_actions");
+const errors = document.getElementById("trigger-errors");
+const sentence = document.getElementById("trigger-sentence");
+const fields = [...document.querySelectorAll("#trigger-fields [data-field]")];
+const compositeNote = document.getElementById("composite-note");
+const preview = document.getElementById("preview");
+const range = document.getElementById("preview-range");
+const summary = document.getElementById("preview-summary");
+const firingsList = document.getElementById("preview-firings");
+const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+let trigger = null;
+
+function parseJSON() {
+  try {
+    return { value: JSON.parse(textarea.value), error: null };
+  } catch (e) {
+    return { value: null, error: e.message };
+  }
+}
+
+function showErrors(list) {
+  errors.hidden = list.length === 0;
+  errors.innerHTML = "";
+  const ul = document.createElement("ul");
+  for (const item of list) {
+    const li = document.createElement("li");
+    if (item.path) {
+      const code = document.createElement("code");
+      code.textContent = item.path;
+      li.append(code, " ");
+    }
+    li.append(item.rule);
+    ul.append(li);
+  }
+  errors.append(ul);
+}
+
+// -- form fields <-> trigger ------------------------------------------------------------------
+
+function related(t) {
+  return Array.isArray(t.match_related) ? (t.match_related[0] || {}) : (t.match_related || {});
+}
+
+function read(t, path) {
+  if (path.startsWith("match.")) return (t.match || {})[path.slice(6)];
+  if (path.startsWith("match_related.")) return related(t)[path.slice(14)];
+  return t[path];
+}
+
+function write(t, path, value) {
+  const empty = value === undefined || (Array.isArray(value) && value.length === 0) || value === "";
+  const into = (obj, key) => {
+    if (empty) delete obj[key];
+    else obj[key] = Array.isArray(value) && value.length === 1 ? value[0] : value;
+  };
+  if (path.startsWith("match.")) {
+    t.match = { ...(t.match || {}) };
+    into(t.match, path.slice(6));
+  } else if (path.startsWith("match_related.")) {
+    const spec = { ...related(t) };
+    into(spec, path.slice(14));
+    t.match_related = spec;
+  } else {
+    t[path] = value;
+  }
+}
+
+function fieldValue(input) {
+  if (input.type === "number") return input.value === "" ? undefined : Number(input.value);
+  if (input.hasAttribute("data-list")) return input.value.split(",").map((s) => s.trim()).filter(Boolean);
+  return input.value;
+}
+
+function fillFields() {
+  const composite = trigger && trigger.type && trigger.type !== "event";
+  compositeNote.hidden = !composite;
+  for (const input of fields) {
+    input.disabled = !trigger || composite;
+    if (!trigger || composite || input === document.activeElement) continue;
+    const value = read(trigger, input.dataset.field);
+    input.value = Array.isArray(value) ? value.join(", ") : value ?? "";
+  }
+}
+
+function setTrigger(next, { fromText = false } = {}) {
+  trigger = next;
+  if (!fromText) textarea.value = JSON.stringify(trigger, null, 2);
+  fillFields();
+  schedule();
+}
+
+for (const input of fields) {
+  input.addEventListener("input", () => {
+    if (!trigger) return;
+    const next = structuredClone(trigger);
+    write(next, input.dataset.field, fieldValue(input));
+    setTrigger(next);
+  });
+}
+
+textarea.addEventListener("input", () => {
+  const { value, error } = parseJSON();
+  if (error) {
+    showErrors([{ path: "trigger", rule: `is not valid JSON: ${error}` }]);
+    sentence.textContent = "";
+    return;
+  }
+  setTrigger(value, { fromText: true });
+});
+
+// -- widenings: each radio sets some trigger fields --------------------------------------------
+
+for (const radio of document.querySelectorAll("#widenings input[type=radio]")) {
+  radio.addEventListener("change", () => {
+    if (!trigger) return;
+    const next = { ...trigger, ...JSON.parse(radio.dataset.set) };
+    // "Don't observe" waits, after this event, for the events chosen under "Which events".
+    if (next.posture === "Proactive" && next.after.length === 0) next.after = trigger.expect;
+    setTrigger(next);
+  });
+}
+
+// -- tabs ---------------------------------------------------------------------------------------
+
+for (const tab of document.querySelectorAll(".au-tab")) {
+  tab.addEventListener("click", () => {
+    for (const other of document.querySelectorAll(".au-tab")) other.setAttribute("aria-selected", String(other === tab));
+    for (const pane of document.querySelectorAll(".au-pane")) pane.hidden = pane.dataset.pane !== tab.dataset.tab;
+  });
+}
+
+// -- actions quick-add --------------------------------------------------------------------------
+
+const examples = JSON.parse(document.getElementById("action-examples").textContent);
+for (const button of document.querySelectorAll(".au-add-action")) {
+  button.addEventListener("click", () => {
+    let list = [];
+    try {
+      list = JSON.parse(actionsArea.value || "[]");
+    } catch (e) {
+      return;
+    }
+    list.push(examples[button.dataset.kind]);
+    actionsArea.value = JSON.stringify(list, null, 2);
+  });
+}
+
+// -- server check: sentence, path-named errors, preview -----------------------------------------
+
+let timer = null;
+let seq = 0;
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(check, 250);
+}
+
+function time(iso) {
+  return new Date(iso).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+async function check() {
+  if (!trigger) return;
+  const mine = ++seq;
+  preview.setAttribute("aria-busy", "true");
+  let body;
+  try {
+    const response = await fetch(preview.dataset.url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ trigger, range: range.value }),
+      credentials: "same-origin",
+    });
+    body = await response.json();
+  } catch (e) {
+    summary.textContent = "Could not reach the server to check this trigger.";
+    return;
+  } finally {
+    if (mine === seq) preview.removeAttribute("aria-busy");
+  }
+  if (mine !== seq) return;
+  showErrors(body.errors || []);
+  if (body.errors && body.errors.length) {
+    sentence.textContent = "";
+    summary.textContent = "Fix the trigger to see a preview.";
+    firingsList.innerHTML = "";
+    return;
+  }
+  sentence.textContent = body.sentence;
+  const p = body.preview;
+  const span = p.range === "7d" ? "7 days" : "24 hours";
+  summary.textContent = `In the last ${span}, ${p.matched} stored event${p.matched === 1 ? "" : "s"} match; ` +
+    `it would have fired ${p.fired} time${p.fired === 1 ? "" : "s"}.` + (p.capped ? " (Counted over the first 5,000 candidates.)" : "");
+  firingsList.innerHTML = "";
+  for (const f of p.firings) {
+    const li = document.createElement("li");
+    const when = document.createElement("time");
+    when.dateTime = f.at;
+    when.textContent = time(f.at);
+    li.append(when, " ");
+    if (f.event) {
+      const a = document.createElement(f.url ? "a" : "span");
+      if (f.url) a.href = f.url;
+      a.textContent = `${f.event} · ${f.resource}`;
+      li.append(a);
+    } else {
+      li.append("no event in the window");
+    }
+    firingsList.append(li);
+  }
+}
+
+range.addEventListener("change", check);
+form.addEventListener("submit", () => {
+  // What is saved is the JSON editor's content: make sure it holds the latest form edits.
+  if (trigger && parseJSON().error === null) textarea.value = JSON.stringify(trigger, null, 2);
+});
+
+{
+  const { value, error } = parseJSON();
+  if (error) showErrors([{ path: "trigger", rule: `is not valid JSON: ${error}` }]);
+  else setTrigger(value, { fromText: true });
+}

@@ -1,0 +1,47 @@
+// Automation notifications as toasts on every page of a signed-in user (/ws/notifications).
+// The socket reconnects with a growing delay; a toast missed while disconnected is still on the
+// notifications page.
+
+const region = document.createElement("div");
+region.className = "toasts";
+region.setAttribute("role", "status");
+region.setAttribute("aria-live", "polite");
+document.body.append(region);
+
+function toast(note) {
+  const el = document.createElement(note.event_url ? "a" : "div");
+  el.className = "toast";
+  if (note.event_url) el.href = note.event_url;
+  const title = document.createElement("strong");
+  title.textContent = note.subject;
+  el.append(title);
+  if (note.body) {
+    const body = document.createElement("span");
+    body.textContent = note.body;
+    el.append(body);
+  }
+  region.append(el);
+  setTimeout(() => el.classList.add("toast-out"), 12000);
+  setTimeout(() => el.remove(), 12600);
+}
+
+let delay = 1000;
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/notifications`);
+  socket.addEventListener("open", () => {
+    delay = 1000;
+    document.documentElement.dataset.notifications = "connected";
+  });
+  socket.addEventListener("message", (e) => {
+    const message = JSON.parse(e.data);
+    if (message.type === "notification") toast(message);
+  });
+  socket.addEventListener("close", (e) => {
+    document.documentElement.dataset.notifications = "closed";
+    if (e.code === 4401) return;
+    setTimeout(connect, delay);
+    delay = Math.min(delay * 2, 30000);
+  });
+}
+connect();

@@ -1,0 +1,130 @@
+"""Automation pages: list, page, new (from an event), edit, delete, enable/disable, preview."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from eventfeed.automations import engine, store
+from eventfeed.automations.models import Automation
+from eventfeed.events.ingest import wire
+from tests.conftest import make_event, store as store_events
+
+TRIGGER = {"match": {"prefect.resource.id": "prefect.flow-run.*"}, "expect": ["prefect.flow-run.Failed"]}
+
+
+@pytest.fixture
+def automation(db):
+    return store.save_automation(store.parse_automation({"name": "Failures", "trigger": TRIGGER}))
+
+
+@pytest.mark.parametrize("url", ["/automations/", "/automations/new", "/notifications/"])
+def test_it_sends_anonymous_users_to_sign_in(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_it_refuses_anonymous_changes(client, automation):
+    assert client.post(f"/automations/{automation.id}/delete").status_code == 302
+    assert client.post("/automations/preview", {}, content_type="application/json").status_code == 302
+    assert Automation.objects.filter(pk=automation.pk).exists()
+
+
+def test_it_lists_automations_with_a_sentence_and_a_switch(owner_client, automation):
+    html = owner_client.get("/automations/").content.decode()
+    assert "Failures" in html
+    assert "Fires every time a prefect.flow-run.Failed event from prefect.flow-run.* occurs." in html
+    assert 'name="enabled" checked' in html and "never" in html
+
+
+def test_it_shows_the_firing_history_with_links(owner_client, automation):
+    stored = store_events(make_event("prefect.flow-run.Failed", "prefect.flow-run.1")).stored
+    [firing] = engine.evaluate([wire(e) for e in stored])
+    html = owner_client.get(f"/automations/{automation.id}/").content.decode()
+    assert f"/events/{stored[0].id}/" in html and f"/events/{firing.event_id}/" in html
+    assert "It has not fired yet." not in html
+
+
+def test_it_prefills_a_new_automation_from_an_event(owner_client, db):
+    event = make_event("prefect.flow-run.Completed", "prefect.flow-run.abc", related=[
+        {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow", "prefect.resource.name": "etl"}])
+    store_events(event)
+    response = owner_client.get(f"/automations/new?event={event['id']}")
+    assert response.status_code == 200
+    trigger = json.loads(response.context["form"].initial["trigger"])
+    assert trigger == {"type": "event", "match": {"prefect.resource.id": "prefect.flow-run.abc"}, "match_related": {},
+                       "after": [], "expect": ["prefect.flow-run.Completed"], "for_each": [], "posture": "Reactive",
+                       "threshold": 1, "within": 0}
+    html = response.content.decode()
+    assert "Every resource of this kind (prefect.flow-run.*)" in html
+    assert "related to the flow etl" in html
+    assert "Any event of this family, prefect.flow-run.*" in html
+    assert "does not happen within 5 minutes (Proactive)" in html
+
+
+def test_it_creates_an_automation_from_the_form(owner_client, db):
+    response = owner_client.post("/automations/new", {"name": "New one", "enabled": "on", "trigger": json.dumps(TRIGGER),
+                                                      "actions": '[{"type": "do-nothing"}]'})
+    automation = Automation.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/automations/{automation.id}/"
+    assert automation.trigger["expect"] == ["prefect.flow-run.Failed"] and automation.actions == [{"type": "do-nothing"}]
+
+
+def test_it_shows_errors_that_name_the_field(owner_client, db):
+    bad = {**TRIGGER, "threshold": 0}
+    response = owner_client.post("/automations/new", {"name": "x", "trigger": json.dumps(bad), "actions": "[{"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "trigger.threshold: must be a whole number of at least 1" in html
+    assert "The actions is not valid JSON" in html or "not valid JSON" in html
+    assert not Automation.objects.exists()
+
+
+def test_it_edits_toggles_and_deletes(owner_client, automation):
+    response = owner_client.post(f"/automations/{automation.id}/edit", {"name": "Renamed", "trigger": json.dumps(TRIGGER), "actions": "[]"})
+    assert response.status_code == 302
+    automation.refresh_from_db()
+    assert automation.name == "Renamed" and automation.enabled is False  # an unchecked box is off
+    response = owner_client.post(f"/automations/{automation.id}/enabled", {"enabled": "on"}, HTTP_ACCEPT="application/json")
+    assert response.json() == {"enabled": True}
+    assert owner_client.post(f"/automations/{automation.id}/delete").status_code == 302
+    assert not Automation.objects.exists()
+
+
+def test_it_previews_how_often_a_trigger_would_have_fired(owner_client, db):
+    now = datetime.now(timezone.utc)
+    store_events(*[make_event("prefect.flow-run.Failed", f"prefect.flow-run.{i}", occurred=now - timedelta(hours=h))
+                   for i, h in enumerate([1, 2, 3, 30])],
+                 make_event("prefect.flow-run.Completed", "prefect.flow-run.9", occurred=now - timedelta(hours=1)))
+    body = {"trigger": {**TRIGGER, "threshold": 2, "within": 3 * 3600}, "range": "24h"}
+    response = owner_client.post("/automations/preview", body, content_type="application/json")
+    data = response.json()
+    assert data["errors"] == [] and data["sentence"].startswith("Fires when 2 of")
+    assert (data["preview"]["matched"], data["preview"]["fired"]) == (3, 1)
+    assert data["preview"]["firings"][0]["event"] == "prefect.flow-run.Failed"
+    week = owner_client.post("/automations/preview", {**body, "range": "7d"}, content_type="application/json").json()
+    assert week["preview"]["matched"] == 4
+
+
+def test_it_previews_a_related_resource_trigger(owner_client, db):
+    flow = [{"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"}]
+    store_events(make_event("prefect.flow-run.Failed", "prefect.flow-run.1", related=flow),
+                 make_event("prefect.flow-run.Failed", "prefect.flow-run.2"))
+    trigger = {**TRIGGER, "match_related": {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"},
+               "for_each": ["prefect.resource.id"]}
+    data = owner_client.post("/automations/preview", {"trigger": trigger}, content_type="application/json").json()
+    assert (data["preview"]["matched"], data["preview"]["fired"]) == (1, 1)
+
+
+def test_it_answers_a_bad_trigger_with_paths(owner_client, db):
+    response = owner_client.post("/automations/preview", {"trigger": {"type": "compound", "triggers": [{"within": "x"}]}},
+                                 content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "trigger.triggers[0].within"
+
+
+def test_it_404s_an_unknown_automation(owner_client, db):
+    assert owner_client.get("/automations/00000000-0000-0000-0000-000000000000/").status_code == 404
+    assert owner_client.get("/automations/nope/").status_code == 404
