@@ -1,0 +1,82 @@
+"""From an event to a live automation, in a real browser against a real Daphne server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+from playwright.sync_api import expect
+
+from eventfeed.automations.models import Automation
+from eventfeed.events.models import ApiKey
+from tests.conftest import make_event, store
+
+SHOTS = "/tmp/shots"
+
+
+def shot(page, name: str) -> None:
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+def post_events(server: str, key: str, events: list[dict]) -> None:
+    request = urllib.request.Request(
+        server + "/api/events", data=json.dumps(events).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_it_builds_an_automation_from_an_event_and_notifies_live(signed_in_page):
+    page, server = signed_in_page, signed_in_page.server
+    now = datetime.now(timezone.utc)
+    flow = [{"prefect.resource.id": "prefect.flow.etl", "prefect.resource.role": "flow", "prefect.resource.name": "etl"}]
+    older = [make_event("prefect.flow-run.Failed", f"prefect.flow-run.old{i}", occurred=now - timedelta(hours=i + 1), related=flow)
+             for i in range(3)]
+    event = make_event("prefect.flow-run.Failed", "prefect.flow-run.aaa", occurred=now - timedelta(minutes=5), related=flow)
+    store(*older, event)
+    _, key = ApiKey.create("browser test")
+
+    page.goto(f"{server}/events/{event['id']}/")
+    page.locator(".ev-menu summary").click()
+    page.get_by_role("menuitem", name="Automate").click()
+    page.wait_for_url(re.compile(r"/automations/new\?event="))
+    expect(page.locator("#preview-summary")).to_contain_text("would have fired 1 time")
+    expect(page.locator("#trigger-sentence")).to_contain_text("from prefect.flow-run.aaa")
+
+    page.get_by_label(re.compile("Every resource of this kind")).check()
+    expect(page.locator("#trigger-sentence")).to_contain_text("from prefect.flow-run.*")
+    expect(page.locator("#preview-summary")).to_contain_text("4 stored events match; it would have fired 4 times")
+    expect(page.locator("#preview-firings li")).to_have_count(4)
+    shot(page, "automation-new-from-event")
+    assert json.loads(page.locator("#id_trigger").input_value())["match"] == {"prefect.resource.id": "prefect.flow-run.*"}
+
+    page.fill("#id_name", "Any flow run failed")
+    page.get_by_role("button", name="Save automation").click()
+    page.wait_for_url(re.compile(r"/automations/[0-9a-f-]{36}/$"))
+    automation = Automation.objects.get()
+    assert automation.trigger["for_each"] == ["prefect.resource.id"]
+
+    page.goto(f"{server}/events/")
+    page.wait_for_function("document.documentElement.dataset.notifications === 'connected'")
+    post_events(server, key, [make_event("prefect.flow-run.Failed", "prefect.flow-run.bbb")])
+    toast = page.locator(".toast").first
+    expect(toast).to_contain_text("Any flow run failed: prefect.flow-run.Failed", timeout=15_000)
+    shot(page, "automation-toast")
+
+    for _ in range(20):
+        page.goto(f"{server}/events/?event=prefect.automation.triggered")
+        if page.locator(".row").count():
+            break
+        page.wait_for_timeout(500)
+    expect(page.locator(".row").first).to_contain_text("prefect.automation.triggered")
+    shot(page, "automation-triggered-in-feed")
+
+    page.goto(f"{server}/automations/{automation.id}/")
+    expect(page.locator(".au-history tbody tr")).to_have_count(1)
+    expect(page.locator(".au-run").first).to_contain_text("send-notification: succeeded")
+    shot(page, "automation-page")
