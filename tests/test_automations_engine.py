@@ -88,7 +88,7 @@ def test_it_skips_events_no_trigger_looks_at_without_touching_state(db, django_a
     engine.current_index()
     events = [wire(e) for e in store_events(make_event("acme.order.placed"), make_event("prefect.flow-run.Failed", "prefect.flow-run.2")).stored]
     # Only the "has any automation changed?" check: no per-event, per-automation round-trip.
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(1):
         assert engine.evaluate(events) == []
 
 
@@ -177,3 +177,41 @@ def test_it_fires_a_due_window_once_when_processes_tick_at_the_same_time():
         thread.join()
     assert sum(results) == 5
     assert Firing.objects.count() == len(automations)
+
+
+def test_it_stores_a_resolved_event_and_runs_the_resolve_actions(db):
+    a = automation({"after": ["start"], "expect": ["done"], "for_each": ["prefect.resource.id"], "posture": "Proactive",
+                    "within": 10}, actions=[{"type": "do-nothing"}], actions_on_resolve=[{"type": "do-nothing"}, {"type": "do-nothing"}])
+    t = datetime.now(timezone.utc) - timedelta(seconds=60)
+    engine.evaluate([wire(e) for e in store_events(make_event("start", "job.1", occurred=t)).stored])
+    [triggered] = engine.tick()
+    [resolved] = engine.evaluate([wire(e) for e in store_events(make_event("done", "job.1")).stored])
+    assert (triggered.kind, resolved.kind) == ("triggered", "resolved")
+    assert Event.objects.get(pk=resolved.event_id).event == "prefect.automation.resolved"
+    assert triggered.runs.count() == 1 and resolved.runs.count() == 2
+    assert Event.objects.get(pk=triggered.event_id).payload["triggering_event"]["event"] == "start"
+    assert a.firings.count() == 2
+
+
+async def test_it_evaluates_events_published_to_the_events_group(transactional_db):
+    """The service's consumer: the named channel joins the group and evaluates what ingest publishes."""
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    layer = get_channel_layer()
+    await layer.flush()
+    a = await database_sync_to_async(automation)({"expect": ["x"]})
+    worker = service.Service()
+    task = asyncio.ensure_future(worker._consumer())
+    try:
+        await asyncio.sleep(0.05)  # joined the group
+        await database_sync_to_async(store_events)(make_event("x", "r"))
+        for _ in range(100):
+            if await database_sync_to_async(Firing.objects.filter(automation=a).count)():
+                break
+            await asyncio.sleep(0.05)
+        assert await database_sync_to_async(Firing.objects.filter(automation=a).count)() == 1
+    finally:
+        task.cancel()
+        await layer.flush()

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from eventfeed.events.ingest import ingest
@@ -149,8 +149,8 @@ def automation_json(a: Automation) -> dict:
 
 def generation() -> tuple:
     """Changes whenever an automation is created, changed or deleted."""
-    agg = Automation.objects.aggregate(m=Max("updated"))
-    return agg["m"], Automation.objects.count()
+    agg = Automation.objects.aggregate(m=Max("updated"), n=Count("id"))
+    return agg["m"], agg["n"]
 
 
 def _trigger_ids(trigger: dict) -> list[str]:

@@ -458,8 +458,8 @@ def describe(t: Trigger) -> str:
     phrase = _event_phrase(t, t.expect)
     start = f"after {_event_phrase(t, t.after)}, " if t.after else ""
     if t.threshold == 1:
-        core = f"every time {start}{'an' if phrase[:1] in 'aeiou' else 'a'} {phrase} occurs" if t.expect else (
-            f"every time {start}any event occurs" + phrase.removeprefix("any event"))
+        article = "" if not t.expect else "an " if phrase[:1] in "aeiou" else "a "
+        core = f"every time {start}{article}{phrase} occurs"
         if t.after and t.within:
             core += f" within {_seconds(t.within)}"
         return f"Fires {core}{each}."

@@ -1,0 +1,109 @@
+"""Trigger parsing (errors name the JSON path), the sentence, the pre-fill and the widenings."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventfeed.automations.triggers import (
+    TriggerError,
+    default_trigger,
+    describe,
+    name_filter,
+    parse_trigger,
+    widenings,
+)
+from tests.conftest import make_event
+
+
+def paths(data) -> list[str]:
+    with pytest.raises(TriggerError) as e:
+        parse_trigger(data)
+    return [p for p, _ in e.value.problems]
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ([], ["trigger"]),
+        ({"type": "metric"}, ["trigger.type"]),
+        ({"within": "5m"}, ["trigger.within"]),
+        ({"threshold": True}, ["trigger.threshold"]),
+        ({"posture": "Sometimes"}, ["trigger.posture"]),
+        ({"match": {"prefect.resource.id": 3}}, ['trigger.match["prefect.resource.id"]']),
+        ({"match_related": [{}, {"a": []}]}, ['trigger.match_related[1]["a"]']),
+        ({"expect": ["ok", ""]}, ["trigger.expect[1]"]),
+        ({"for_each": ["related:flow"]}, ["trigger.for_each[0]"]),
+        ({"posture": "Proactive", "within": 9}, ["trigger.within"]),
+        ({"type": "compound", "triggers": []}, ["trigger.triggers"]),
+        ({"type": "compound", "require": 3, "triggers": [{}, {}]}, ["trigger.require"]),
+        ({"type": "sequence", "require": 1, "triggers": [{}]}, ["trigger.require"]),
+        ({"type": "sequence", "triggers": [{}, {"type": "compound", "triggers": [{"within": -1}]}]},
+         ["trigger.triggers[1].triggers[0].within"]),
+        ({"id": "nope"}, ["trigger.id"]),
+    ],
+)
+def test_it_names_the_json_path_of_each_problem(data, expected):
+    assert paths(data) == expected
+
+
+def test_it_fills_prefects_defaults_and_keeps_ids():
+    _, out = parse_trigger({"expect": "a.b", "id": "8e309cd2-020c-4b48-9649-851bc0014274"})
+    assert out == {"type": "event", "id": "8e309cd2-020c-4b48-9649-851bc0014274", "match": {}, "match_related": {},
+                   "after": [], "expect": ["a.b"], "for_each": [], "posture": "Reactive", "threshold": 1, "within": 0.0}
+
+
+def test_it_raises_a_zero_proactive_window_to_10_seconds_like_prefect():
+    trigger, out = parse_trigger({"posture": "Proactive"})
+    assert trigger.within == out["within"] == 10.0
+
+
+@pytest.mark.parametrize(
+    "data,sentence",
+    [
+        ({"expect": ["x.y"], "match": {"prefect.resource.id": "r.*"}}, "Fires every time a x.y event from r.* occurs."),
+        ({"expect": ["a"], "threshold": 3, "within": 60, "for_each": ["prefect.resource.id"]},
+         "Fires when 3 of a event occur within 1 minute, counted separately for each prefect.resource.id."),
+        ({"expect": ["a"], "threshold": 5}, "Fires on every 5th a event."),
+        ({"after": ["w.started"], "expect": ["f.submitted"], "posture": "Proactive", "within": 300},
+         "Fires if, after w.started event, no f.submitted event follows within 5 minutes."),
+        ({"expect": ["beat"], "posture": "Proactive", "within": 60}, "Fires if no beat event occurs within 1 minute."),
+        ({"type": "sequence", "within": 60, "triggers": [{"expect": ["a"]}, {"expect": ["b"]}]},
+         "Fires when these happen in this order within 1 minute: every time an a event occurs; then every time a b event occurs."),
+        ({"type": "compound", "require": "any", "triggers": [{"expect": ["a"]}, {"expect": ["b"]}]},
+         "Fires when any one of these happen: every time an a event occurs; every time a b event occurs."),
+        ({"match_related": {"prefect.resource.role": "flow", "prefect.resource.id": "prefect.flow.1"}},
+         "Fires every time any event related to prefect.flow.1 (as flow) occurs."),
+    ],
+)
+def test_it_describes_a_trigger_in_one_sentence(data, sentence):
+    assert describe(parse_trigger(data)[0]) == sentence
+
+
+def test_it_prefills_prefects_default_and_offers_widenings():
+    event = make_event("prefect.flow-run.Completed", "prefect.flow-run.abc", related=[
+        {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"},
+        {"prefect.resource.id": "prefect.work-pool.k8s", "prefect.resource.role": "work-pool"},
+        {"prefect.resource.id": "prefect.tag.nightly", "prefect.resource.role": "tag"},
+        {"prefect.resource.id": "prefect.task-run.t", "prefect.resource.role": "task-run"},
+    ])
+    assert default_trigger(event)["match"] == {"prefect.resource.id": "prefect.flow-run.abc"}
+    options = widenings(event)
+    keys = [w["key"] for w in options["resources"]]
+    assert keys == ["exact", "kind", "related:flow:prefect.flow.f1", "related:work-pool:prefect.work-pool.k8s",
+                    "related:tag:prefect.tag.nightly"]
+    related = options["resources"][2]["set"]
+    assert related["match_related"] == {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"}
+    assert related["for_each"] == ["prefect.resource.id"]
+    assert options["names"][1]["set"] == {"expect": ["prefect.flow-run.*"]}
+    absent = options["postures"][1]["set"]
+    assert absent["posture"] == "Proactive" and absent["after"] == ["prefect.flow-run.Completed"]
+    # Every widening combined with the default is a valid trigger.
+    for group in options.values():
+        for option in group:
+            parse_trigger({**default_trigger(event), **option["set"]})
+
+
+def test_it_turns_event_patterns_into_a_database_name_filter():
+    assert name_filter(parse_trigger({"expect": ["a.b", "c.*"]})[0]) == {"names": ("a.b",), "prefixes": ("c.",)}
+    assert name_filter(parse_trigger({"expect": ["a.*.b"]})[0]) is None
+    assert name_filter(parse_trigger({"expect": []})[0]) is None
