@@ -247,6 +247,7 @@ def test_it_explains_an_empty_absolute_range(owner_client):
         ("related=flow:=x", "related", "Related"),
         ("q=" + "x" * 201, "q", "Text"),
         ("after=bad", "after", "Paging cursor"),
+        ("event=a%00b", "event", "Event"),
     ],
 )
 def test_it_answers_an_invalid_filter_with_400_and_a_form_error_naming_the_field(owner_client, query, field, label):

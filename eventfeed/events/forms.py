@@ -26,6 +26,12 @@ class ListField(forms.Field):
         values = value if isinstance(value, (list, tuple)) else [value]
         return [v.strip() for v in values if v and v.strip()]
 
+    def validate(self, value):
+        super().validate(value)
+        # PostgreSQL text cannot hold NUL: the query would fail with a 500 (CharField refuses it too).
+        if any("\x00" in v for v in value):
+            raise forms.ValidationError("Null characters are not allowed.")
+
 
 def check_in_range(parsed: datetime) -> datetime:
     """Times Python cannot move to UTC, or move a bucket or a microsecond past, would crash the

@@ -430,7 +430,8 @@ const histogram = {
     const innerW = width - m.left - m.right, innerH = height - m.top - m.bottom;
     const x = (t) => m.left + ((t - t0) / (t1 - t0)) * innerW;
     const max = Math.max(0, ...buckets.map((b) => b.count));
-    const step = max ? niceStep(max / 3) : 1;
+    // Whole events only: a max of 1 must not grow a 0.5 tick.
+    const step = max ? Math.max(1, niceStep(max / 3)) : 1;
     const top = max ? Math.ceil(max / step) * step : 1;
     const y = (n) => m.top + innerH - (n / top) * innerH;
     this.geometry = { m, x, t0, t1, innerW, innerH, width };
