@@ -3,6 +3,7 @@ database, firings stored as events; concurrency on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -32,16 +33,18 @@ def layer():
 
 
 def drain(layer) -> list[dict]:
-    """Everything published to the automations channel so far."""
-    events = []
-    while True:
-        try:
-            message = async_to_sync(layer.receive)(service.CHANNEL) if layer.channels.get(service.CHANNEL) and not layer.channels[service.CHANNEL].empty() else None
-        except AttributeError:  # a non-memory layer in a test run: not used here
-            message = None
-        if message is None:
-            return events
-        events += message["events"]
+    """Everything published to the automations channel so far (in-memory layer or Redis)."""
+
+    async def take() -> list[dict]:
+        events = []
+        while True:
+            try:
+                message = await asyncio.wait_for(layer.receive(service.CHANNEL), timeout=0.5)
+            except asyncio.TimeoutError:
+                return events
+            events += message["events"]
+
+    return async_to_sync(take)()
 
 
 def test_it_fires_for_an_event_posted_to_the_http_door(client, auth, layer, django_capture_on_commit_callbacks):
@@ -195,8 +198,6 @@ def test_it_stores_a_resolved_event_and_runs_the_resolve_actions(db):
 
 async def test_it_evaluates_events_published_to_the_events_group(transactional_db):
     """The service's consumer: the named channel joins the group and evaluates what ingest publishes."""
-    import asyncio
-
     from channels.db import database_sync_to_async
 
     layer = get_channel_layer()

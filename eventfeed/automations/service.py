@@ -42,8 +42,9 @@ def _in_thread(fn):
 
 
 class Service:
-    def __init__(self, *, consume: bool = True):
+    def __init__(self, *, consume: bool = True, layer=None):
         self.consume = consume
+        self.layer = layer or get_channel_layer()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = asyncio.Event()
         self.running_actions: set[asyncio.Task] = set()
@@ -57,7 +58,7 @@ class Service:
         await asyncio.gather(*loops)
 
     async def _membership(self) -> None:
-        layer = get_channel_layer()
+        layer = self.layer
         while True:
             try:
                 await layer.group_add(EVENTS_GROUP, CHANNEL)
@@ -66,7 +67,7 @@ class Service:
             await asyncio.sleep(MEMBERSHIP_EVERY)
 
     async def _consumer(self) -> None:
-        layer = get_channel_layer()
+        layer = self.layer
         await layer.group_add(EVENTS_GROUP, CHANNEL)
         evaluate = _in_thread(engine.evaluate)
         while True:

@@ -1,0 +1,46 @@
+"""The evaluator service with several processes sharing Redis: each event is evaluated once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from eventfeed.automations import service, store
+from eventfeed.automations.models import Firing
+from tests.conftest import make_event, store as store_events
+
+pytestmark = pytest.mark.redis
+
+
+async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transactional_db):
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (channels-redis)")
+    from channels_redis.core import RedisChannelLayer
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    # Two layer instances stand for two processes: each has its own connections.
+    layers = [RedisChannelLayer(**config), RedisChannelLayer(**config)]
+    await layers[0].flush()
+    a = await database_sync_to_async(store.save_automation)(
+        store.parse_automation({"name": "each", "trigger": {"expect": ["x"]}}))
+    workers = [asyncio.ensure_future(service.Service(layer=layer)._consumer()) for layer in layers]
+    try:
+        await asyncio.sleep(0.2)
+        for i in range(10):
+            await database_sync_to_async(store_events)(make_event("x", f"r{i}"), make_event("x", f"s{i}"))
+        for _ in range(100):
+            if await database_sync_to_async(Firing.objects.filter(automation=a).count)() >= 20:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a double evaluation would show up now
+        firings = await database_sync_to_async(lambda: list(Firing.objects.filter(automation=a)))()
+        assert len(firings) == 20
+        assert len({f.triggering_event_id for f in firings}) == 20
+    finally:
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await layers[0].flush()
