@@ -65,7 +65,7 @@ def test_it_raises_a_zero_proactive_window_to_10_seconds_like_prefect():
          "Fires when 3 of a event occur within 1 minute, counted separately for each prefect.resource.id."),
         ({"expect": ["a"], "threshold": 5}, "Fires on every 5th a event."),
         ({"after": ["w.started"], "expect": ["f.submitted"], "posture": "Proactive", "within": 300},
-         "Fires if, after w.started event, no f.submitted event follows within 5 minutes."),
+         "Fires if, after a w.started event, no f.submitted event follows within 5 minutes."),
         ({"expect": ["beat"], "posture": "Proactive", "within": 60}, "Fires if no beat event occurs within 1 minute."),
         ({"type": "sequence", "within": 60, "triggers": [{"expect": ["a"]}, {"expect": ["b"]}]},
          "Fires when these happen in this order within 1 minute: every time an a event occurs; then every time a b event occurs."),

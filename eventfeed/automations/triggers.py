@@ -435,6 +435,13 @@ def _event_phrase(t: EventTrigger, names: tuple[str, ...]) -> str:
     return out
 
 
+def _a(phrase: str) -> str:
+    """The phrase with its article: "a x event", "an acme event", "any event"."""
+    if phrase.startswith("any "):
+        return phrase
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
 def describe(t: Trigger) -> str:
     """What the trigger does, in one sentence."""
     if isinstance(t, CompositeTrigger):
@@ -450,16 +457,15 @@ def describe(t: Trigger) -> str:
     if t.posture == PROACTIVE:
         if t.after:
             missing = "no " + _names(t.expect) if t.threshold == 1 else f"fewer than {t.threshold} " + _names(t.expect) + "s"
-            return (f"Fires if, after {_event_phrase(t, t.after)}, {missing} follows within "
+            return (f"Fires if, after {_a(_event_phrase(t, t.after))}, {missing} follows within "
                     f"{_seconds(t.within)}{each}.")
         missing = "no " + _event_phrase(t, t.expect) if t.threshold == 1 else (
             f"fewer than {t.threshold} of {_event_phrase(t, t.expect)}")
         return f"Fires if {missing} occurs within {_seconds(t.within)}{each}."
     phrase = _event_phrase(t, t.expect)
-    start = f"after {_event_phrase(t, t.after)}, " if t.after else ""
+    start = f"after {_a(_event_phrase(t, t.after))}, " if t.after else ""
     if t.threshold == 1:
-        article = "" if not t.expect else "an " if phrase[:1] in "aeiou" else "a "
-        core = f"every time {start}{article}{phrase} occurs"
+        core = f"every time {start}{_a(phrase)} occurs"
         if t.after and t.within:
             core += f" within {_seconds(t.within)}"
         return f"Fires {core}{each}."
