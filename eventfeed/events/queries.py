@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -10,7 +11,7 @@ from django.db.models import Count, F, FloatField, Func, Max, Min, Q
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
-from .models import Event, iso
+from .models import Event, EventResource, iso
 
 # Prefect aligns count-by buckets to this instant, so equal requests give equal buckets.
 PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)
@@ -154,3 +155,73 @@ def event_names_by_namespace(f: EventFilter) -> list[dict]:
         group["count"] += row["count"]
         group["names"].append({"name": name, "count": row["count"]})
     return sorted(groups.values(), key=lambda g: (-g["count"], g["namespace"]))
+
+
+# -- the event page ------------------------------------------------------------------------------
+
+# Columns shown for the other events an event page lists (what it follows, what follows it):
+# their payload and search text can be megabytes each.
+SUMMARY_FIELDS = ("id", "occurred", "event", "resource_id", "resource")
+AROUND = 10
+MAX_FOLLOWING = 20
+
+
+def event_for_page(pk: uuid.UUID) -> Event | None:
+    # `search` repeats the payload as text and is never shown.
+    return Event.objects.defer("search").filter(pk=pk).first()
+
+
+def followed_event(event: Event) -> Event | None:
+    """The event this one `follows`, if it is stored (retention or the producer may have lost it)."""
+    if event.follows is None:
+        return None
+    return Event.objects.only(*SUMMARY_FIELDS).filter(pk=event.follows).first()
+
+
+def following_events(event: Event, limit: int = MAX_FOLLOWING) -> tuple[list[Event], bool]:
+    """Events whose `follows` is this event, oldest first (ev_follows index), and whether there
+    are more than `limit`."""
+    rows = list(Event.objects.only(*SUMMARY_FIELDS).filter(follows=event.id).order_by("occurred", "id")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+@dataclass
+class Neighbour:
+    event_id: uuid.UUID
+    occurred: datetime
+    event_name: str
+    # How the neighbour touches the resource: "" when it is its primary resource.
+    role: str
+    current: bool = False
+
+
+def events_around(event: Event, n: int = AROUND) -> list[Neighbour]:
+    """Up to `n` events before and `n` after this one that touch its primary resource (in any
+    role), oldest first, this one included and marked.
+
+    Two range scans of er_resource_occurred from this event's (occurred, id) outwards. The
+    lone `occurred` bound repeats the keyset's first column so that it becomes the scan's start
+    on PostgreSQL; the OR only breaks ties. An event touching the resource in two roles has two
+    rows, so a few more rows are read than are shown.
+    """
+    t, pk = event.occurred, event.id
+    rows = EventResource.objects.filter(resource_id=event.resource_id).values_list("event_id", "occurred", "event_name", "role")
+    want = n + 5
+    older = rows.filter(Q(occurred__lte=t) & (Q(occurred__lt=t) | Q(event_id__lt=pk))).order_by("-occurred", "-event_id")[:want]
+    newer = rows.filter(Q(occurred__gte=t) & (Q(occurred__gt=t) | Q(event_id__gt=pk))).order_by("occurred", "event_id")[:want]
+    before = _distinct_neighbours(older)[:n]
+    after = _distinct_neighbours(newer)[:n]
+    here = Neighbour(event.id, event.occurred, event.event, "", current=True)
+    return [*reversed(before), here, *after]
+
+
+def _distinct_neighbours(rows) -> list[Neighbour]:
+    """One neighbour per event (rows of one event are adjacent in keyset order). Of its roles the
+    first in alphabetical order is shown, so the primary one ("") wins and the choice is stable."""
+    out: list[Neighbour] = []
+    for event_id, occurred, name, role in rows:
+        if out and out[-1].event_id == event_id:
+            out[-1].role = min(out[-1].role, role)
+            continue
+        out.append(Neighbour(event_id, occurred, name, role))
+    return out

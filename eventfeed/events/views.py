@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from . import queries
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
 from .models import ApiKey, Event, IngestProblem, iso
@@ -18,6 +19,8 @@ from .queries import event_names_by_namespace, histogram
 
 PAGE_SIZE = 50
 HISTOGRAM_MAX_SPAN = timedelta(days=3660)
+# The event page shows how late an event arrived only past this many seconds.
+DELAY_WORTH_SHOWING = 5
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -59,12 +62,33 @@ def feed(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
+    """One event, its resources, payload and causal neighbours; `?format=json` downloads it."""
     try:
         pk = uuid.UUID(event_id)
     except ValueError:
-        raise Http404("No event has this id.")
-    event = get_object_or_404(Event, pk=pk)
-    return render(request, "events/detail.html", {"event": event})
+        pk = None
+    event = queries.event_for_page(pk) if pk else None
+    if event is None:
+        ctx = {"missing_event": event_id, "malformed": pk is None}
+        return render(request, "404.html", ctx, status=404)
+    if request.GET.get("format") == "json":
+        response = JsonResponse(event.as_prefect(), json_dumps_params={"indent": 2, "ensure_ascii": False})
+        response["Content-Disposition"] = f'attachment; filename="event-{event.id}.json"'
+        return response
+    following, more_following = queries.following_events(event)
+    delay = (event.received - event.occurred).total_seconds()
+    ctx = {
+        "event": event,
+        "event_json": event.as_prefect(),
+        "page_url": request.build_absolute_uri(request.path),
+        # Producers batch and clocks drift: a few seconds between occurred and received is noise.
+        "delay": delay if abs(delay) > DELAY_WORTH_SHOWING else None,
+        "followed": queries.followed_event(event),
+        "following": following,
+        "more_following": more_following,
+        "around": queries.events_around(event),
+    }
+    return render(request, "events/detail.html", ctx)
 
 
 @login_required
