@@ -132,14 +132,14 @@ def _evaluate_one(entry: Entry, events: list[Matchable], wire: dict) -> list[Fir
         if entry.stateless:
             state = core.new_state()
             firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
-            return [record_firing(automation, entry.trigger, f, wire) for f in firings]
+            return record_firings(automation, entry.trigger, firings, wire)
         row = TriggerState.objects.select_for_update().filter(automation=automation).first()
         if row is None:
             row = TriggerState.objects.create(automation=automation, state=core.new_state())
         state = row.state or core.new_state()
         firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
         _save_state(row, entry.trigger, state)
-        return [record_firing(automation, entry.trigger, f, wire) for f in firings]
+        return record_firings(automation, entry.trigger, firings, wire)
 
 
 def _save_state(row: TriggerState, trigger: Trigger, state: dict) -> None:
@@ -172,15 +172,26 @@ def tick(now: datetime | None = None) -> list[Firing]:
                 with transaction.atomic():
                     firings = core.on_tick(trigger, state, now.timestamp())
                     _save_state(row, trigger, state)
-                    fired += [record_firing(row.automation, trigger, f, {}) for f in firings]
+                    fired += record_firings(row.automation, trigger, firings, {})
             except Exception:
                 log.exception("automation %s: tick failed", row.automation_id)
     return fired
 
 
-def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing, wire: dict) -> Firing:
-    """Store the firing, its prefect.automation.triggered/.resolved event and its action runs
-    (inside the caller's transaction, so a rolled-back evaluation leaves no trace)."""
+def record_firings(automation: Automation, trigger: Trigger, firings: list[core.Firing], wire: dict) -> list[Firing]:
+    """Store the firings, their prefect.automation.triggered/.resolved events (one ingest for
+    all of them) and their action runs, inside the caller's transaction, so a rolled-back
+    evaluation leaves no trace."""
+    if not firings:
+        return []
+    events: list = []
+    rows = [record_firing(automation, trigger, f, wire, events) for f in firings]
+    ingest(events)
+    return rows
+
+
+def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing, wire: dict, events: list) -> Firing:
+    """One firing's rows; its event is appended to `events` for the caller to ingest."""
     now = timezone.now()
     slim = firing.event
     triggering = None
@@ -206,7 +217,7 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
     if problems:  # a triggering event too large to copy: keep the link, drop the copy
         raw["payload"]["triggering_event"] = slim
         event, problems = validate_event(raw)
-    ingest([event])
+    events.append(event)
     row = Firing.objects.create(
         automation=automation,
         kind=firing.kind,
