@@ -141,3 +141,12 @@ def test_it_refuses_a_bad_time_unit_and_unknown_countables(client, auth):
     assert post(client, "/api/events/count-by/colour", {"filter": {}}, auth).status_code == 404
     r = post(client, "/api/events/count-by/event", {}, auth)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "filter"
+
+
+def test_it_refuses_nul_characters_and_out_of_range_years(client, auth):
+    r = post(client, "/api/events/filter", {"filter": {"event": {"name": ["a\u0000b"]}}}, auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "filter.event.name[0]"
+    r = post(client, "/api/events/filter", {"filter": {"occurred": {"since": "0001-01-01T00:00:00+01:00"}}}, auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "filter.occurred.since"
+    r = post(client, "/api/events/filter", {"filter": {"text": {"query": "x\u0000"}}}, auth)
+    assert r.status_code == 422

@@ -469,6 +469,9 @@ class _Reader:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 self.fail(f"{path}[{i}]", "must be a string")
+            elif "\x00" in item:
+                # PostgreSQL text cannot hold NUL: the query itself would fail.
+                self.fail(f"{path}[{i}]", "must not contain the NUL character")
             else:
                 out.append(item)
         return tuple(out)
@@ -482,6 +485,10 @@ class _Reader:
             return None
         if parsed.tzinfo is None:
             self.fail(path, "must include a time zone (Z or an offset like +02:00)")
+            return None
+        if not 1 < parsed.year < 9999:
+            # Moving such a time to UTC, or a bucket past it, overflows.
+            self.fail(path, "must be a year between 2 and 9998")
             return None
         return parsed
 
@@ -554,8 +561,8 @@ def from_json(data: Any, path: str = "filter") -> EventFilter:
             r.fail(f"{path}.id.id[{i}]", "must be a UUID")
     text = r.obj(data.get("text"), f"{path}.text", {"query"})
     query = text.get("query") or ""
-    if not isinstance(query, str):
-        r.fail(f"{path}.text.query", "must be a string")
+    if not isinstance(query, str) or "\x00" in query:
+        r.fail(f"{path}.text.query", "must be a string without NUL characters")
         query = ""
     elif len(query) > MAX_TEXT_QUERY:
         r.fail(f"{path}.text.query", f"is {len(query)} characters; the limit is {MAX_TEXT_QUERY}")
@@ -566,15 +573,16 @@ def from_json(data: Any, path: str = "filter") -> EventFilter:
     until = r.time(occurred.get("until"), f"{path}.occurred.until")
     if since and until and since > until:
         r.fail(f"{path}.occurred", "since must not be after until")
+    names = {key: r.strings(event.get(key), f"{path}.event.{key}") for key in ("name", "prefix", "exclude_name", "exclude_prefix")}
     if r.problems:
         raise FilterError(r.problems)
     return EventFilter(
         since=since,
         until=until,
-        names=r.strings(event.get("name"), ""),
-        prefixes=r.strings(event.get("prefix"), ""),
-        exclude_names=r.strings(event.get("exclude_name"), ""),
-        exclude_prefixes=r.strings(event.get("exclude_prefix"), ""),
+        names=names["name"],
+        prefixes=names["prefix"],
+        exclude_names=names["exclude_name"],
+        exclude_prefixes=names["exclude_prefix"],
         resources=tuple(conditions),
         ids=tuple(ids),
         text=query.strip(),

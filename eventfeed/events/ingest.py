@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -186,12 +187,20 @@ def publish(events: Sequence[CleanEvent]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    send = async_to_sync(layer.group_send)
+    try:
+        # Called from a thread that runs an event loop (a script driving an async client):
+        # async_to_sync cannot block it, so the sends are scheduled on that loop instead.
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
     for start in range(0, len(events), PUBLISH_CHUNK):
-        chunk = [wire(e) for e in events[start : start + PUBLISH_CHUNK]]
+        message = {"type": "events.stored", "events": [wire(e) for e in events[start : start + PUBLISH_CHUNK]]}
         try:
-            send(EVENTS_GROUP, {"type": "events.stored", "events": chunk})
+            if loop is not None:
+                loop.create_task(layer.group_send(EVENTS_GROUP, message))
+            else:
+                async_to_sync(layer.group_send)(EVENTS_GROUP, message)
         except Exception:
             # The events are stored; a live viewer that misses them catches up from the
             # database after its reconnect. Ingest must not fail for a push problem.
-            log.exception("ingest: could not publish %d events to the channel layer", len(chunk))
+            log.exception("ingest: could not publish %d events to the channel layer", len(message["events"]))
