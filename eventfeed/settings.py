@@ -113,6 +113,15 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+    # Under ASGI every database_sync_to_async call ends by closing the connection; a pool
+    # makes that a return to the pool instead of a new PostgreSQL session per batch.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DATABASE_POOL_MAX", 10),
+        "timeout": 30,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, for the test database: browser tests serve it from a second process.
     DATABASES["default"]["TEST"] = {"NAME": env_str("EVENTFEED_TEST_SQLITE", str(BASE_DIR / ".test-eventfeed.sqlite3"))}
@@ -131,7 +140,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 10_000, "expiry": 60},
+            # channels-redis blocks 5 s in BZPOPMIN; redis-py 8's default 5-s socket timeout races
+            # it and fails idle receives with TimeoutError (a message popped at that moment is lost).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 10_000, "expiry": 60},
         }
     }
 else:

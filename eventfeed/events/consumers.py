@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -81,7 +82,23 @@ async def authenticate(consumer: AsyncWebsocketConsumer, text: str):
     return key
 
 
-class EventsInConsumer(AsyncWebsocketConsumer):
+class Consumer(AsyncWebsocketConsumer):
+    """A websocket consumer that dispatches frames without a trip to the sync thread.
+
+    Channels closes stale database connections before every message, which waits for the one
+    thread that runs synchronous code; while that thread stores the previous batch, frames
+    would be read one per database write. Our database work goes through
+    database_sync_to_async, which closes stale connections itself.
+    """
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class EventsInConsumer(Consumer):
     """Prefect's `/api/events/in`: an auth message, then one event JSON per text frame.
 
     Unlike Prefect's server, a bad frame is answered with an error frame (and recorded on the
@@ -141,7 +158,7 @@ BACKFILL_PAGE = 250
 MAX_HELD = 10_000
 
 
-class FeedConsumer(AsyncWebsocketConsumer):
+class FeedConsumer(Consumer):
     """The browser feed's socket: `{"type":"subscribe","query":"<the page's query string>"}`
     (again on every filter change), then `{"type":"rows","rows":[{id, occurred, html}]}` frames
     rendered by the same partial as the page."""
@@ -181,7 +198,7 @@ class FeedConsumer(AsyncWebsocketConsumer):
         live.hub().unsubscribe(self)
 
 
-class EventsOutConsumer(AsyncWebsocketConsumer):
+class EventsOutConsumer(Consumer):
     """Prefect's `/api/events/out`: auth, then `{"type":"filter","filter":…,"backfill":…}`, then
     `{"type":"event","event":…}` frames: the backfill (oldest first), then live events.
 
