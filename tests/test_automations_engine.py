@@ -216,3 +216,15 @@ async def test_it_evaluates_events_published_to_the_events_group(transactional_d
     finally:
         task.cancel()
         await layer.flush()
+
+
+def test_it_evaluates_an_event_delivered_twice_only_once(db):
+    """channels-redis can hand a shared channel's message to two processes."""
+    a = automation({"expect": ["x"]})
+    events = [wire(e) for e in store_events(make_event("x", "r1"), make_event("x", "r2")).stored]
+    assert len(engine.evaluate(events)) == 2
+    assert engine.evaluate(events) == []
+    assert engine.evaluate(events[:1] + [wire(e) for e in store_events(make_event("x", "r3")).stored])[0].labels == {}
+    assert Firing.objects.filter(automation=a).count() == 3
+    engine.forget_claims(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert len(engine.evaluate(events)) == 2

@@ -14,9 +14,9 @@ import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed.events.filters import Matchable, _kind, glob_match
@@ -26,12 +26,14 @@ from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, validate_event
 
 from . import core, store
 from .actions import full_event
-from .models import ActionRun, Automation, Firing, TriggerState
+from .models import ActionRun, Automation, EvaluatedEvent, Firing, TriggerState
 from .triggers import PROACTIVE, REACTIVE, EventTrigger, Trigger, parse_trigger
 
 log = logging.getLogger(__name__)
 
 TICK_BATCH = 50
+# Longer than any channel-layer redelivery (channels-redis expires messages after 60 s).
+CLAIMS_KEPT = timedelta(hours=1)
 
 
 @dataclass
@@ -112,8 +114,14 @@ def evaluate(events: list[dict]) -> list[Firing]:
             entry = index.entries[automation_id]
             if any(t.covers(event) for t in entry.trigger.event_triggers):
                 todo[automation_id].append(event)
+    if not todo:
+        return []
+    fresh = claim({e.id for events in todo.values() for e in events})
     fired = []
     for automation_id, matched in todo.items():
+        matched = [e for e in matched if e.id in fresh]
+        if not matched:
+            continue
         matched.sort(key=lambda e: (e.occurred, str(e.id)))
         entry = index.entries[automation_id]
         try:
@@ -122,6 +130,29 @@ def evaluate(events: list[dict]) -> list[Firing]:
             # One broken automation must not stop the others.
             log.exception("automation %s: evaluation failed", automation_id)
     return fired
+
+
+def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Claim these events for evaluation; returns the ones no other evaluator had claimed."""
+    if not ids:
+        return set()
+    table = EvaluatedEvent._meta.db_table
+    field = EvaluatedEvent._meta.get_field("event_id")
+    at = EvaluatedEvent._meta.get_field("at").get_db_prep_value(timezone.now(), connection)
+    rows = [(field.get_db_prep_value(i, connection), at) for i in ids]
+    with connection.cursor() as cursor:
+        # One statement: atomic without a transaction; RETURNING names the rows it inserted
+        # (PostgreSQL, and SQLite >= 3.35).
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, at) VALUES {', '.join(['(%s, %s)'] * len(rows))} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [value for row in rows for value in row],
+        )
+        return {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
+
+
+def forget_claims(now: datetime) -> None:
+    EvaluatedEvent.objects.filter(at__lt=now - CLAIMS_KEPT).delete()
 
 
 def _evaluate_one(entry: Entry, events: list[Matchable], wire: dict) -> list[Firing]:

@@ -63,6 +63,21 @@ class TriggerState(models.Model):
         ]
 
 
+class EvaluatedEvent(models.Model):
+    """Events an evaluator has taken. channels-redis may hand a message on a shared named channel
+    to two processes (its in-flight backup queue is restored by the next reader), so each
+    evaluator claims the events it is about to evaluate; the loser of a claim skips them."""
+
+    event_id = models.UUIDField(primary_key=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The ticker forgets claims older than an hour.
+            models.Index("at", name="ee_at"),
+        ]
+
+
 class Firing(models.Model):
     TRIGGERED, RESOLVED = "triggered", "resolved"
 

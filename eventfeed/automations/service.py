@@ -21,6 +21,7 @@ import sys
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from eventfeed.events.ingest import EVENTS_GROUP
 
@@ -32,6 +33,7 @@ CHANNEL = "automations"
 MEMBERSHIP_EVERY = 60.0
 TICK_EVERY = 1.0
 MAX_RUNNING_ACTIONS = 16
+FORGET_EVERY = 60.0
 
 _running: dict[int, "Service"] = {}  # pid -> the service of this process
 
@@ -88,9 +90,14 @@ class Service:
 
     async def _ticker(self) -> None:
         tick = _in_thread(engine.tick)
+        forget = _in_thread(engine.forget_claims)
+        last_forget = 0.0
         while True:
             try:
                 await tick()
+                if self.loop.time() - last_forget > FORGET_EVERY:
+                    last_forget = self.loop.time()
+                    await forget(timezone.now())
             except Exception:
                 log.exception("automations: tick failed")
             await asyncio.sleep(TICK_EVERY)
