@@ -1,9 +1,10 @@
 """`python -m tests`: the whole suite, on SQLite and then on PostgreSQL + Redis.
 
-Pass 1 runs pytest on SQLite with the in-memory channel layer (browser tests included). Pass 2
-runs the same suite against PostgreSQL and Redis when both answer; when they do not, it is
-skipped with a loud message, except under CI=true, where that is a failure. Extra arguments go to
-pytest in both passes (`python -m tests -k websocket -x`).
+One pass runs pytest on SQLite with the in-memory channel layer (browser tests included); the
+other runs the same suite against PostgreSQL and Redis when both answer, at the same time, its
+output shown after the first's. When they do not answer, that pass is skipped with a loud
+message, except under CI=true, where that is a failure. Extra arguments go to pytest in both
+passes (`python -m tests -k websocket -x`).
 
 Environment: TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres; the test
 database is that name prefixed with test_), TEST_REDIS_URL (default redis://127.0.0.1:6379/0),
@@ -67,22 +68,42 @@ def redis_problem(url: str) -> str | None:
     return None
 
 
-def run_pytest(name: str, env: dict[str, str], args: list[str]) -> Outcome:
-    print(f"\n{'=' * 30} {name} {'=' * 30}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="eventfeed-tests-") as tmp:
-        report = Path(tmp) / "junit.xml"
-        started = time.monotonic()
-        code = subprocess.call(
-            [sys.executable, "-m", "pytest", f"--junitxml={report}", "-o", "junit_family=xunit1", *args],
+class Pass:
+    """One pytest run in a subprocess. Output goes to the terminal, or to a file that is
+    printed when the pass ends, so that two passes can run at once without interleaving."""
+
+    def __init__(self, name: str, env: dict[str, str], args: list[str], *, buffered: bool = False):
+        self.name = name
+        self.tmp = tempfile.TemporaryDirectory(prefix="eventfeed-tests-")
+        self.report = Path(self.tmp.name) / "junit.xml"
+        self.log = open(Path(self.tmp.name) / "output.txt", "w+") if buffered else None
+        if not buffered:
+            print(f"\n{'=' * 30} {name} {'=' * 30}", flush=True)
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", f"--junitxml={self.report}", "-o", "junit_family=xunit1", *args],
             cwd=ROOT,
             env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
         )
-        seconds = time.monotonic() - started
-        counts = read_counts(report)
-    if code == 0:
-        return Outcome(name, "passed", counts, seconds)
-    reason = {1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}.get(code, f"exit {code}")
-    return Outcome(name, "FAILED", f"{reason}; {counts}" if counts else reason, seconds)
+
+    def wait(self) -> Outcome:
+        code = self.process.wait()
+        seconds = time.monotonic() - self.started
+        if self.log:
+            self.log.seek(0)
+            print(f"\n{'=' * 30} {self.name} {'=' * 30}", flush=True)
+            sys.stdout.write(self.log.read())
+            self.log.close()
+        counts = read_counts(self.report)
+        self.tmp.cleanup()
+        if code == 0:
+            return Outcome(self.name, "passed", counts, seconds)
+        reason = {1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}.get(
+            code, f"exit {code}"
+        )
+        return Outcome(self.name, "FAILED", f"{reason}; {counts}" if counts else reason, seconds)
 
 
 def read_counts(report: Path) -> str:
@@ -109,8 +130,7 @@ def base_env() -> dict[str, str]:
 
 def main(args: list[str]) -> int:
     outcomes: list[Outcome] = []
-
-    outcomes.append(run_pytest("SQLite + in-memory channel layer", base_env(), args))
+    passes: list[Pass] = []
 
     database_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
     redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
@@ -119,13 +139,24 @@ def main(args: list[str]) -> int:
     if problems:
         banner = "!" * 78
         verdict = "CI=true, so this is a FAILURE" if in_ci() else "SKIPPING the PostgreSQL + Redis pass"
-        print(f"\n{banner}\n{verdict}:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        print(f"{banner}\n{verdict}:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         print("  Start them (see .ci/run) or point TEST_DATABASE_URL / TEST_REDIS_URL at them.", file=sys.stderr)
         print(banner, file=sys.stderr, flush=True)
         outcomes.append(Outcome(name, "FAILED" if in_ci() else "SKIPPED", "; ".join(problems)))
     else:
+        # The two passes share nothing (their own database, channel layer, ports), so they run
+        # at the same time: the suite takes as long as the slower pass, not the sum.
+        print(f"{name} pass running alongside; its output follows the SQLite pass.", flush=True)
         env = {**base_env(), "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-        outcomes.append(run_pytest(name, env, args))
+        passes.append(Pass(name, env, args, buffered=True))
+    passes.insert(0, Pass("SQLite + in-memory channel layer", base_env(), args))
+
+    try:
+        outcomes[:0] = [p.wait() for p in passes]
+    except KeyboardInterrupt:
+        for p in passes:
+            p.process.terminate()
+        raise
 
     print(f"\n{'=' * 30} summary {'=' * 30}")
     for o in outcomes:

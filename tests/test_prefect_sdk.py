@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from eventfeed.events.models import ApiKey, Event
-from tests.browser.conftest import asgi_server  # noqa: F401  (the live server fixture)
+from tests.browser.conftest import serve
 
 if importlib.util.find_spec("prefect") is None:
     if os.environ.get("CI") == "true":
@@ -25,6 +25,13 @@ if importlib.util.find_spec("prefect") is None:
     pytest.skip("prefect is not installed (pip install -e '.[test]')", allow_module_level=True)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def asgi_server(django_db_setup, django_db_blocker):
+    """A live server for this module only: each Daphne process also runs an automation
+    evaluator, which later tests should not find still listening."""
+    yield from serve(django_db_blocker)
 
 # Emits a few events the way a producer would, then prints them as the SDK built them.
 EMIT = """
@@ -77,7 +84,7 @@ def wait_for(count: int, timeout: float = 15) -> int:
     return stored
 
 
-def test_it_stores_what_emit_event_sends_unchanged(asgi_server, tmp_path):  # noqa: F811
+def test_it_stores_what_emit_event_sends_unchanged(asgi_server, tmp_path):
     _, key = ApiKey.create("prefect sdk")
     result = emit(asgi_server, key, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -100,7 +107,7 @@ def test_it_stores_what_emit_event_sends_unchanged(asgi_server, tmp_path):  # no
     assert created.payload["note"] == "café ☃"
 
 
-def test_it_stores_nothing_from_the_sdk_with_a_wrong_key(asgi_server, tmp_path):  # noqa: F811
+def test_it_stores_nothing_from_the_sdk_with_a_wrong_key(asgi_server, tmp_path):
     ApiKey.create("the real one")
     result = emit(asgi_server, "evf_not-a-real-key", tmp_path)
     assert "Unable to authenticate" in result.stderr, result.stderr
@@ -108,7 +115,7 @@ def test_it_stores_nothing_from_the_sdk_with_a_wrong_key(asgi_server, tmp_path):
     assert Event.objects.count() == 0
 
 
-def test_it_stores_nothing_from_the_sdk_with_a_revoked_key(asgi_server, tmp_path):  # noqa: F811
+def test_it_stores_nothing_from_the_sdk_with_a_revoked_key(asgi_server, tmp_path):
     api_key, key = ApiKey.create("old")
     ApiKey.objects.filter(pk=api_key.pk).update(revoked=api_key.created)
     result = emit(asgi_server, key, tmp_path)

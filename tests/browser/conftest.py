@@ -53,10 +53,16 @@ def browser():
         browser.close()
 
 
-def use_database(name: str) -> None:
+def app_on_test_database(database_name: str):
+    """The project's ASGI app on the test database, built in the server process.
+
+    The name is set before the app is imported: the app starts the automation evaluator, which
+    must not see the settings' own database.
+    """
     from django.conf import settings
 
-    settings.DATABASES["default"]["NAME"] = name
+    settings.DATABASES["default"]["NAME"] = database_name
+    return make_application(static_wrapper=ASGIStaticFilesHandler)
 
 
 class SpawnedDaphneProcess(DaphneProcess):
@@ -81,18 +87,13 @@ class SpawnedDaphneProcess(DaphneProcess):
         return multiprocessing.get_context("spawn").Process._Popen(process_obj)
 
 
-@pytest.fixture(scope="session")
-def asgi_server(django_db_setup, django_db_blocker):
-    """The project's ASGI application served by Daphne on a free port of 127.0.0.1."""
+def serve(django_db_blocker):
+    """Yield the URL of the project's ASGI app served by Daphne on a free port of 127.0.0.1."""
     from django.db import connection
 
     with django_db_blocker.unblock():
         # The new interpreter reads the settings afresh; point it at the test database.
-        process = SpawnedDaphneProcess(
-            "127.0.0.1",
-            partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-            setup=partial(use_database, connection.settings_dict["NAME"]),
-        )
+        process = SpawnedDaphneProcess("127.0.0.1", partial(app_on_test_database, connection.settings_dict["NAME"]))
         process.start()
         if not process.ready.wait(timeout=30):
             raise RuntimeError("Daphne did not start")
@@ -100,6 +101,12 @@ def asgi_server(django_db_setup, django_db_blocker):
         yield url
         process.terminate()
         process.join()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker):
+    """The project's ASGI application served by Daphne on a free port of 127.0.0.1."""
+    yield from serve(django_db_blocker)
 
 
 @pytest.fixture

@@ -149,8 +149,10 @@ class Command(BaseCommand):
         automations = "run_automations" in get_commands()
         url = f"http://{'localhost' if host == '127.0.0.1' else host}:{port}/"
 
-        # Ctrl-C reaches the children too (same process group); SIGTERM only reaches us.
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Ctrl-C reaches the children too (same process group); SIGTERM only reaches us. Both end
+        # in stop(). SIGINT is set explicitly: a shell starting us in the background ignores it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         processes: list[tuple[str, subprocess.Popen]] = []
         try:
             for label, argv, env in children(host, port, ready.key, stream=0 if no_stream else rate, automations=automations):
