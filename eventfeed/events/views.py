@@ -51,6 +51,8 @@ def feed(request: HttpRequest) -> HttpResponse:
         "events": events,
         "more": more,
         "next_cursor": cursor_for(events[-1]) if events and (more and not after) else "",
+        # Catching up after a reconnect: where the next page of newer events starts.
+        "after_cursor": cursor_for(events[0]) if events and more and after else "",
         "range_labels": RANGE_LABELS,
         "now": timezone.now(),
     }

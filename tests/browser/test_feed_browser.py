@@ -28,6 +28,14 @@ def shown(page) -> list[str]:
     return page.locator("#feed-rows .row").evaluate_all("rows => rows.map(r => r.dataset.id)")
 
 
+def wait_shown(page, ids: list[str]) -> None:
+    """Back/forward change the URL at once and the rows when the new feed has loaded."""
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('#feed-rows .row')].map(r => r.dataset.id)) === JSON.stringify(ids)",
+        arg=ids, timeout=5_000,
+    )
+
+
 def open_page(browser, server: str, *, width: int = 1280, timezone_id: str = "Europe/Berlin", session: str | None = None):
     """A page in a fresh browser context, signed in with `session` (or a new user's session)."""
     if session is None:
@@ -95,10 +103,10 @@ def test_it_filters_by_an_event_prefix_picked_from_the_stored_names(feed_page, e
     # Back and forward walk through the states.
     page.go_back()
     page.wait_for_url(lambda url: "Failed" not in url)
-    assert shown(page) == [events[0], events[1], events[3]]
+    wait_shown(page, [events[0], events[1], events[3]])
     page.go_forward()
     page.wait_for_url("**Failed")
-    assert shown(page) == [events[1], events[3]]
+    wait_shown(page, [events[1], events[3]])
     # Removing the pill removes only that filter.
     page.click(".pill.negated .x")
     page.wait_for_url(lambda url: "Failed" not in url)
