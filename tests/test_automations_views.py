@@ -101,7 +101,7 @@ def test_it_previews_how_often_a_trigger_would_have_fired(owner_client, db):
     body = {"trigger": {**TRIGGER, "threshold": 2, "within": 3 * 3600}, "range": "24h"}
     response = owner_client.post("/automations/preview", body, content_type="application/json")
     data = response.json()
-    assert data["errors"] == [] and data["sentence"].startswith("Fires when 2 of")
+    assert data["errors"] == [] and data["sentence"].startswith("Fires when 2 prefect.flow-run.Failed events from")
     assert (data["preview"]["matched"], data["preview"]["fired"]) == (3, 1)
     assert data["preview"]["firings"][0]["event"] == "prefect.flow-run.Failed"
     week = owner_client.post("/automations/preview", {**body, "range": "7d"}, content_type="application/json").json()

@@ -62,8 +62,10 @@ def test_it_raises_a_zero_proactive_window_to_10_seconds_like_prefect():
     [
         ({"expect": ["x.y"], "match": {"prefect.resource.id": "r.*"}}, "Fires every time a x.y event from r.* occurs."),
         ({"expect": ["a"], "threshold": 3, "within": 60, "for_each": ["prefect.resource.id"]},
-         "Fires when 3 of a event occur within 1 minute, counted separately for each prefect.resource.id."),
-        ({"expect": ["a"], "threshold": 5}, "Fires on every 5th a event."),
+         "Fires when 3 a events occur within 1 minute, counted separately for each prefect.resource.id."),
+        ({"expect": ["a"], "threshold": 5}, "Fires every 5th time an a event occurs."),
+        ({"threshold": 2, "within": 10}, "Fires when 2 events occur within 10 seconds."),
+        ({"expect": ["x"], "threshold": 22}, "Fires every 22nd time a x event occurs."),
         ({"after": ["w.started"], "expect": ["f.submitted"], "posture": "Proactive", "within": 300},
          "Fires if, after a w.started event, no f.submitted event follows within 5 minutes."),
         ({"expect": ["beat"], "posture": "Proactive", "within": 60}, "Fires if no beat event occurs within 1 minute."),

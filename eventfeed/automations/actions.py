@@ -264,6 +264,11 @@ def claim_due(limit: int = 20) -> list:
     from .models import ActionRun
 
     now = timezone.now()
+    due = ActionRun.objects.filter(status__in=[ActionRun.PENDING, ActionRun.RUNNING], next_attempt__lte=now)
+    # A read first: the runner polls every second, and on SQLite a transaction takes the write
+    # lock (IMMEDIATE).
+    if not due.exists():
+        return []
     with transaction.atomic():
         runs = list(
             ActionRun.objects.select_for_update(skip_locked=True)

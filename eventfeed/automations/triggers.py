@@ -442,6 +442,18 @@ def _a(phrase: str) -> str:
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
+def _plural(phrase: str) -> str:
+    """ "x event from r" → "x events from r"; "any event" stays."""
+    if phrase.startswith("any event"):
+        return "events" + phrase.removeprefix("any event")
+    return phrase.replace(" event", " events", 1) if " events" not in phrase else phrase
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def describe(t: Trigger) -> str:
     """What the trigger does, in one sentence."""
     if isinstance(t, CompositeTrigger):
@@ -470,5 +482,5 @@ def describe(t: Trigger) -> str:
             core += f" within {_seconds(t.within)}"
         return f"Fires {core}{each}."
     if t.within:
-        return f"Fires when {start}{t.threshold} of {phrase} occur within {_seconds(t.within)}{each}."
-    return f"Fires on every {t.threshold}th {phrase} {start.rstrip(', ')}{each}".rstrip() + "."
+        return f"Fires when {start}{t.threshold} {_plural(phrase)} occur within {_seconds(t.within)}{each}."
+    return f"Fires {start}every {_ordinal(t.threshold)} time {_a(phrase)} occurs{each}."
