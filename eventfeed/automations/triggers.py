@@ -468,12 +468,16 @@ def describe(t: Trigger) -> str:
         each = ", counted separately for each " + " and ".join(t.for_each)
     if t.posture == PROACTIVE:
         if t.after:
-            missing = "no " + _names(t.expect) if t.threshold == 1 else f"fewer than {t.threshold} " + _names(t.expect) + "s"
-            return (f"Fires if, after {_a(_event_phrase(t, t.after))}, {missing} follows within "
-                    f"{_seconds(t.within)}{each}.")
-        missing = "no " + _event_phrase(t, t.expect) if t.threshold == 1 else (
-            f"fewer than {t.threshold} of {_event_phrase(t, t.expect)}")
-        return f"Fires if {missing} occurs within {_seconds(t.within)}{each}."
+            if t.threshold == 1:
+                missing = f"no {_names(t.expect)} follows"
+            else:
+                missing = f"fewer than {t.threshold} {_plural(_names(t.expect))} follow"
+            return f"Fires if, after {_a(_event_phrase(t, t.after))}, {missing} within {_seconds(t.within)}{each}."
+        if t.threshold == 1:
+            missing = f"no {_event_phrase(t, t.expect)} occurs"
+        else:
+            missing = f"fewer than {t.threshold} {_plural(_event_phrase(t, t.expect))} occur"
+        return f"Fires if {missing} within {_seconds(t.within)}{each}."
     phrase = _event_phrase(t, t.expect)
     start = f"after {_a(_event_phrase(t, t.after))}, " if t.after else ""
     if t.threshold == 1:

@@ -80,3 +80,29 @@ def test_it_builds_an_automation_from_an_event_and_notifies_live(signed_in_page)
     expect(page.locator(".au-history tbody tr")).to_have_count(1)
     expect(page.locator(".au-run").first).to_contain_text("send-notification: succeeded")
     shot(page, "automation-page")
+
+
+def test_it_keeps_the_form_and_the_json_editor_in_sync_and_names_bad_fields(signed_in_page):
+    page, server = signed_in_page, signed_in_page.server
+    page.goto(f"{server}/automations/new")
+    expect(page.locator("#trigger-sentence")).to_contain_text("Fires every time any event occurs.")
+
+    page.fill("[data-field=expect]", "acme.order.*")
+    page.fill("[data-field=threshold]", "3")
+    page.fill("[data-field=within]", "60")
+    expect(page.locator("#trigger-sentence")).to_contain_text("Fires when 3 acme.order.* events occur within 1 minute.")
+    page.get_by_role("tab", name="JSON").click()
+    trigger = json.loads(page.locator("#id_trigger").input_value())
+    assert (trigger["expect"], trigger["threshold"], trigger["within"]) == (["acme.order.*"], 3, 60)
+
+    page.fill("#id_trigger", json.dumps({**trigger, "within": -5}))
+    expect(page.locator("#trigger-errors")).to_contain_text("trigger.within must be 0 or more seconds")
+    page.fill("#id_trigger", "{not json")
+    expect(page.locator("#trigger-errors")).to_contain_text("is not valid JSON")
+    page.fill("#id_trigger", json.dumps({**trigger, "posture": "Proactive", "within": 120}))
+    expect(page.locator("#trigger-errors")).to_be_hidden()
+    page.get_by_role("tab", name="Form").click()
+    expect(page.locator("[data-field=posture]")).to_have_value("Proactive")
+    expect(page.locator("[data-field=within]")).to_have_value("120")
+    expect(page.locator("#trigger-sentence")).to_contain_text("Fires if fewer than 3 acme.order.* events occur within 2 minutes.")
+    shot(page, "automation-editor-sync")
