@@ -194,14 +194,15 @@ class EventFilter:
     # -- in the database ----------------------------------------------------------------------
 
     def _driver(self, vendor: str) -> ResourceCondition | None:
-        """The resource condition that can drive the query from the resources index: exact ids
-        first, then id prefixes. SQLite plans the EXISTS form well enough at laptop scale."""
-        if vendor != "postgresql":
+        """A related/any condition with exact ids, which can drive the query from the resources
+        index (newest events of those resources, in order). Prefixes cannot: their range spans
+        many resources and would need a sort of every match. SQLite plans the EXISTS form well
+        enough at laptop scale."""
+        if vendor != "postgresql" or self.distinct:
             return None
-        for wanted in ("ids", "id_prefixes"):
-            for condition in self.resources:
-                if getattr(condition, wanted) and not self.distinct:
-                    return condition
+        for condition in self.resources:
+            if condition.scope != "resource" and condition.ids:
+                return condition
         return None
 
     def queryset(self, *, after: tuple[datetime, uuid.UUID] | None = None):
@@ -239,6 +240,11 @@ class EventFilter:
             cond &= ~_startswith("event", prefix, vendor)
         for condition in self.resources:
             if condition is driver and not condition.labels:
+                continue
+            if condition.scope == "resource":
+                # The primary resource is on the events row itself: no join, and the planner
+                # can choose between the newest-first scan and the resource_id index.
+                cond &= _primary_q(condition, vendor)
                 continue
             cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
         if self.text:
@@ -307,20 +313,36 @@ def _pattern_q(expr, pattern: str, vendor: str) -> Q:
     return Q(Regex(expr, glob_regex(pattern)))
 
 
-def _label_q(label: LabelCondition, vendor: str, prefix: str) -> Q:
+def _label_q(label: LabelCondition, vendor: str, prefix: str, labels_field: str = "labels") -> Q:
     if label.key == RESOURCE_ID:
         expr = F(f"{prefix}resource_id")
     else:
-        expr = KeyTextTransform(label.key, f"{prefix}labels")
-        # A plain `key=value` on PostgreSQL: jsonb containment, served by the GIN index.
+        expr = KeyTextTransform(label.key, f"{prefix}{labels_field}")
+        # A plain `key=value` on PostgreSQL: jsonb containment (served by the GIN index on
+        # resource rows).
         if vendor == "postgresql" and label.patterns == label.positive and len(label.positive) == 1:
             if _kind(label.positive[0]) == "exact":
-                return Q(**{f"{prefix}labels__contains": {label.key: label.positive[0]}})
+                return Q(**{f"{prefix}{labels_field}__contains": {label.key: label.positive[0]}})
     q = Q(IsNull(expr, False))
     if label.positive:
         q &= any_q(_pattern_q(expr, p, vendor) for p in label.positive)
     for pattern in label.negative:
         q &= ~_pattern_q(expr, pattern, vendor)
+    return q
+
+
+def _primary_q(condition: ResourceCondition, vendor: str) -> Q:
+    """A primary-resource condition on the events table (`resource_id`, `resource` labels)."""
+    q = Q()
+    if condition.ids or condition.id_prefixes:
+        exact = [Q(resource_id__in=condition.ids)] if condition.ids else []
+        q &= any_q(exact + [_startswith("resource_id", p, vendor) for p in condition.id_prefixes])
+    if condition.roles and "" not in condition.roles:
+        return Q(pk__in=[])
+    if condition.pairs:
+        return Q(pk__in=[])
+    for label in condition.labels:
+        q &= _label_q(label, vendor, "", labels_field="resource")
     return q
 
 

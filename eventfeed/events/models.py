@@ -51,6 +51,9 @@ class Event(models.Model):
             # Event names, newest first: exact names, and prefixes (`prefect.flow-run.*`) too,
             # because migration 0002 gives the column the C collation on PostgreSQL.
             models.Index("event", F("occurred").desc(), name="ev_event_occurred"),
+            # Primary-resource filters (`resource=<id>` / `<prefix>*`), evaluated on the events
+            # row: exact ids and, with the C collation, prefixes are ranges of this index.
+            models.Index("resource_id", F("occurred").desc(), name="ev_resource_occurred"),
             # "What follows this event" on the event page; most events follow nothing.
             models.Index("follows", name="ev_follows", condition=Q(follows__isnull=False)),
             # Free-text search: substring LIKE '%term%' served by a trigram index.

@@ -18,7 +18,8 @@ PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 MAX_BUCKETS = 1000
 MAX_GROUPS = 1000
-COUNT_CAP = 10_000
+# The read API's `total` counts at most this many: beyond it, it says "at least".
+COUNT_CAP = 1_000
 
 
 def capped_count(f: EventFilter, cap: int = COUNT_CAP) -> int:
