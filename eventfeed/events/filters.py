@@ -229,15 +229,9 @@ class EventFilter:
             cond &= Q(**{f"{occurred}__lte": self.until})
         if self.ids:
             cond &= Q(id__in=self.ids)
-        if self.names or self.prefixes:
-            exact = [Q(**{f"{name}__in": self.names})] if self.names else []
-            cond &= any_q(exact + [_startswith(name, p, vendor) for p in self.prefixes])
         # Exclusions stay on the events table: negated across the join they would become
         # subqueries.
-        if self.exclude_names:
-            cond &= ~Q(event__in=self.exclude_names)
-        for prefix in self.exclude_prefixes:
-            cond &= ~_startswith("event", prefix, vendor)
+        cond &= self.names_q(vendor, include=name, exclude="event")
         for condition in self.resources:
             if condition is driver and not condition.labels:
                 continue
@@ -262,6 +256,23 @@ class EventFilter:
         if self.order == "ASC":
             return qs.order_by(occurred, pk)
         return qs.order_by(f"-{occurred}", f"-{pk}")
+
+    def names_q(self, vendor: str, include: str = "event", exclude: str = "event") -> Q:
+        """The event-name part of the filter on the given fields (the event counts use it too)."""
+        q = Q()
+        if self.names or self.prefixes:
+            exact = [Q(**{f"{include}__in": self.names})] if self.names else []
+            q &= any_q(exact + [_startswith(include, p, vendor) for p in self.prefixes])
+        if self.exclude_names:
+            q &= ~Q(**{f"{exclude}__in": self.exclude_names})
+        for prefix in self.exclude_prefixes:
+            q &= ~_startswith(exclude, prefix, vendor)
+        return q
+
+    @property
+    def names_only(self) -> bool:
+        """Nothing but time and event names: the event counts can answer it."""
+        return not (self.resources or self.text or self.ids or self.distinct)
 
     def page(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None = None) -> tuple[list[Event], bool]:
         """Up to `limit` events after the cursor, and whether there are more."""

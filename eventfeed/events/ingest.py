@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .models import Event, EventResource, iso
+from .models import Event, EventCount, EventResource, iso
 from .schema import CleanEvent
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
                 fresh = _store_postgres(fresh)
             else:
                 _store_orm(fresh)
+            add_counts(fresh)
             transaction.on_commit(lambda: publish(fresh))
     return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
 
@@ -80,6 +83,28 @@ def _resource_rows(event: CleanEvent):
             continue
         seen.add((resource_id, role))
         yield resource_id, role, labels
+
+
+def add_counts(events: list[CleanEvent]) -> None:
+    """Add the events to the per-minute and per-hour counts (EventCount), in sorted key order so
+    that concurrent batches lock the same rows in the same order."""
+    counts: Counter = Counter()
+    for e in events:
+        minute = e.occurred.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
+        counts[(60, minute, e.event)] += 1
+        counts[(3600, minute.replace(minute=0), e.event)] += 1
+    table = EventCount._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = sorted(counts.items())
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 200):
+            chunk = rows[start : start + 200]
+            cursor.execute(
+                f"INSERT INTO {table} (width, bucket, event, count) VALUES "
+                + ",".join(["(%s, %s, %s, %s)"] * len(chunk))
+                + f" ON CONFLICT (width, bucket, event) DO UPDATE SET count = {table}.count + excluded.count",
+                [v for (width, bucket, name), n in chunk for v in (width, adapt(bucket), name, n)],
+            )
 
 
 def _store_orm(events: list[CleanEvent]) -> None:

@@ -120,6 +120,29 @@ class EventResource(models.Model):
         ]
 
 
+class EventCount(models.Model):
+    """How many events of each name occurred in each minute and each hour.
+
+    Ingest adds to it in the same transaction as the events, so histograms and the names picker
+    over days read a few thousand rows instead of hundreds of thousands of events.
+    """
+
+    width = models.PositiveIntegerField()  # seconds: ROLLUP_WIDTHS
+    bucket = models.DateTimeField()
+    event = models.CharField(max_length=1024)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # Histograms and name counts read a range of buckets of one width; ingest's upsert
+            # (ON CONFLICT) targets it.
+            models.UniqueConstraint(fields=["width", "bucket", "event"], name="ec_width_bucket_event"),
+        ]
+
+
+ROLLUP_WIDTHS = (60, 3600)
+
+
 class IngestProblem(models.Model):
     """An event the websocket door could not accept, kept so an operator can see what was lost."""
 

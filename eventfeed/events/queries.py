@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.db.models import Count, F, FloatField, Func, Max, Min, Q
+from django.db import connection
+from django.db.models import Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
-from .models import Event, EventResource, iso
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, iso
 
 # Prefect aligns count-by buckets to this instant, so equal requests give equal buckets.
 PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)
@@ -63,10 +65,8 @@ def bucket_span(since: datetime, until: datetime, seconds: float) -> tuple[int, 
     return first, last
 
 
-def count_by_time(f: EventFilter, seconds: float) -> list[Bucket]:
-    """Event counts in buckets of `seconds`, aligned to PIVOT, zero-filled over the filter's
-    time range (which must be bounded)."""
-    first, last = bucket_span(f.since, f.until, seconds)
+def _raw_counts(f: EventFilter, seconds: float) -> Counter:
+    """Bucket index → events, counted from the events themselves."""
     pivot = PIVOT.timestamp()
     rows = (
         f.count_queryset()
@@ -75,7 +75,54 @@ def count_by_time(f: EventFilter, seconds: float) -> list[Bucket]:
         .annotate(n=Count("pk"))
         .order_by()
     )
-    counts = {int(r["bucket"]): r["n"] for r in rows}
+    return Counter({int(r["bucket"]): r["n"] for r in rows})
+
+
+def _rollup_width(f: EventFilter, seconds: float) -> int | None:
+    """The widest EventCount width that tiles buckets of `seconds`, if the filter allows."""
+    if not f.names_only:
+        return None
+    for width in sorted(ROLLUP_WIDTHS, reverse=True):
+        if seconds % width == 0:
+            return width
+    return None
+
+
+def _whole_buckets(since: datetime, until: datetime, width: int) -> tuple[datetime, datetime]:
+    """The part of [since, until] made of whole EventCount buckets: [start, end)."""
+    epoch = since.timestamp()
+    start = datetime.fromtimestamp(math.ceil(epoch / width) * width, dt_timezone.utc)
+    end = datetime.fromtimestamp(math.floor(until.timestamp() / width) * width, dt_timezone.utc)
+    return start, end
+
+
+def _rolled_up_counts(f: EventFilter, seconds: float, width: int) -> Counter:
+    """Bucket index → events: whole EventCount buckets inside the range, events at its edges."""
+    start, end = _whole_buckets(f.since, f.until, width)
+    if start >= end:
+        return _raw_counts(f, seconds)
+    rows = (
+        EventCount.objects.filter(width=width, bucket__gte=start, bucket__lt=end)
+        .filter(f.names_q(connection.vendor))
+        .values("bucket")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    counts = Counter()
+    for r in rows:
+        counts[math.floor((r["bucket"] - PIVOT).total_seconds() / seconds)] += r["n"]
+    # The edges are less than one bucket wide: count those events exactly.
+    counts.update(_raw_counts(replace(f, until=start - timedelta(microseconds=1)), seconds))
+    counts.update(_raw_counts(replace(f, since=end), seconds))
+    return counts
+
+
+def count_by_time(f: EventFilter, seconds: float) -> list[Bucket]:
+    """Event counts in buckets of `seconds`, aligned to PIVOT, zero-filled over the filter's
+    time range (which must be bounded). Filters of time and names only read EventCount."""
+    first, last = bucket_span(f.since, f.until, seconds)
+    width = _rollup_width(f, seconds)
+    counts = _rolled_up_counts(f, seconds, width) if width else _raw_counts(f, seconds)
     out = []
     for index in range(first, last + 1):
         start = PIVOT + timedelta(seconds=index * seconds)
@@ -145,16 +192,35 @@ def histogram(f: EventFilter) -> tuple[int, list[Bucket]]:
     return seconds, count_by_time(f, seconds)
 
 
+def name_counts(f: EventFilter) -> list[tuple[str, int]]:
+    """(event name, count) under `f`, busiest first; from EventCount hours when `f` allows."""
+    if not (f.names_only and f.since and f.until):
+        return [(r["value"], r["count"]) for r in count_by_event(f)]
+    start, end = _whole_buckets(f.since, f.until, 3600)
+    if start >= end:
+        return [(r["value"], r["count"]) for r in count_by_event(f)]
+    rows = (
+        EventCount.objects.filter(width=3600, bucket__gte=start, bucket__lt=end)
+        .filter(f.names_q(connection.vendor))
+        .values("event")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    counts = Counter({r["event"]: r["n"] for r in rows})
+    for edge in (replace(f, until=start - timedelta(microseconds=1)), replace(f, since=end)):
+        counts.update({r["value"]: r["count"] for r in count_by_event(edge)})
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_GROUPS]
+
+
 def event_names_by_namespace(f: EventFilter) -> list[dict]:
     """Stored event names with their counts under `f`, grouped by namespace (the name without
     its last segment), busiest namespace first: the feed's event-name picker."""
     groups: dict[str, dict] = {}
-    for row in count_by_event(f):
-        name = row["value"]
+    for name, count in name_counts(f):
         namespace = name.rpartition(".")[0] or name
         group = groups.setdefault(namespace, {"namespace": namespace, "prefix": f"{namespace}.*", "count": 0, "names": []})
-        group["count"] += row["count"]
-        group["names"].append({"name": name, "count": row["count"]})
+        group["count"] += count
+        group["names"].append({"name": name, "count": count})
     return sorted(groups.values(), key=lambda g: (-g["count"], g["namespace"]))
 
 
