@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import queries
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
-from .models import ApiKey, Event, IngestProblem, iso
+from .models import ApiKey, IngestProblem, iso
 from .queries import event_names_by_namespace, histogram
 
 PAGE_SIZE = 50

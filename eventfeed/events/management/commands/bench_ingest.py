@@ -14,7 +14,6 @@ import asyncio
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,19 +28,7 @@ from eventfeed.events.ingest import RESOURCE_COLUMNS, EVENT_COLUMNS, _resource_r
 from eventfeed.events.models import ApiKey, Event, EventResource
 from eventfeed.events.schema import validate_event
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from ._serving import free_port, peak_rss_mb, wait_for
 
 
 class Command(BaseCommand):
@@ -80,7 +67,7 @@ class Command(BaseCommand):
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            self.wait_for(port)
+            wait_for(port)
             http_rate = self.http_phase(port, key, bodies, options["connections"], n)
             ws_rate = self.ws_phase(port, key, frames, n)
             rss = peak_rss_mb(server.pid)
@@ -100,14 +87,6 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {Event._meta.db_table}, {EventResource._meta.db_table}")
 
-    def wait_for(self, port: int) -> None:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise CommandError("the server did not start")
 
     def stored(self) -> int:
         with connection.cursor() as cursor:

@@ -18,7 +18,6 @@ import json
 import multiprocessing
 import re
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,39 +34,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from eventfeed.events.models import ApiKey
 
+from ._serving import cpu_seconds, free_port, peak_rss_mb, wait_for
+
 NAMES = ["bench.live.a", "bench.live.b", "bench.live.c"]
 ROW_ID = re.compile(rb'"id": "([0-9a-f-]{36})"')
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def wait_for(port: int) -> None:
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise CommandError(f"nothing listens on {port}")
 
 
 def percentile(values: list[float], p: float) -> float:
