@@ -8,20 +8,25 @@
 2. Slow readers. Sends never block in Daphne: frames for a client that does not read pile up
    in the server's memory. Past WRITE_LIMIT buffered bytes the connection is closed with 1013
    and a reason, so the client knows it fell behind and reconnects to catch up.
-3. Close reasons. Daphne drops the `reason` of `websocket.close`; Prefect's protocol (and our
-   clients) read it.
+3. Close codes and reasons. Daphne drops the `reason` of `websocket.close`, and autobahn's
+   sendClose refuses protocol codes such as 1008 (policy violation, what Prefect's protocol
+   answers a bad key with) and 1013 (try again later), which Daphne then turns into 1011. The
+   close frame is sent as asked.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
 READ_HIGH_WATER = 1_000
 READ_LOW_WATER = 100
 POLL_SECONDS = 0.01
-WRITE_LIMIT = 16 * 1024 * 1024
+# Bytes a client may leave unread before it is closed as too slow.
+WRITE_LIMIT = int(os.environ.get("EVENTFEED_WS_WRITE_LIMIT", 16 * 1024 * 1024))
+SLOW_CLOSE_SECONDS = 30
 TOO_SLOW = "Client too slow: frames were not read in time; reconnect and catch up"
 
 
@@ -54,8 +59,8 @@ def install() -> None:
 
     def handle_reply_(self, message):
         kind = message.get("type")
-        if kind == "websocket.close" and message.get("reason") and self.state != self.STATE_CONNECTING:
-            self.sendClose(code=message.get("code") or 1000, reason=message["reason"][:120])
+        if kind == "websocket.close" and self.state != self.STATE_CONNECTING:
+            close(self, message.get("code") or 1000, message.get("reason") or "")
             return
         if kind == "websocket.send" and self.transport is not None:
             if getattr(self, "_eventfeed_too_slow", False):
@@ -63,13 +68,23 @@ def install() -> None:
             if buffered_bytes(self.transport) > WRITE_LIMIT:
                 self._eventfeed_too_slow = True
                 log.warning("websocket %s: closing a client that stopped reading", self.client_addr)
-                self.sendClose(code=1013, reason=TOO_SLOW)
+                # The close frame queues behind everything unread: give the client time to
+                # read its way to it (autobahn would drop the connection after 1 s).
+                self.closeHandshakeTimeout = SLOW_CLOSE_SECONDS
+                close(self, 1013, TOO_SLOW)
                 return
         handle_reply(self, message)
 
     WebSocketProtocol.onMessage = onMessage
     WebSocketProtocol.handle_reply = handle_reply_
     WebSocketProtocol._eventfeed_installed = True
+
+
+def close(protocol, code: int, reason: str) -> None:
+    """Start the closing handshake with any valid code, and the reason (at most 123 bytes)."""
+    if protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):
+        return
+    protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123] or None, isReply=False)
 
 
 def _resume_when_drained(protocol) -> None:

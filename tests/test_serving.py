@@ -1,0 +1,109 @@
+"""eventfeed/serving.py under a real Daphne: a burst over /api/events/in loses nothing, and
+close reasons reach the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import websockets
+
+from eventfeed.events.models import ApiKey, Event
+from tests.browser.conftest import serve
+
+pytestmark = pytest.mark.django_db(transaction=True)
+BURST = 5_000
+
+
+@pytest.fixture(scope="module")
+def asgi_server(django_db_setup, django_db_blocker):
+    yield from serve(django_db_blocker)
+
+
+def frame(i: int) -> str:
+    return json.dumps({"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(), "event": f"t.burst.{i % 7}",
+                       "resource": {"prefect.resource.id": f"t.burst.{i}"}, "payload": {"i": i, "pad": "x" * 200}})
+
+
+def test_it_stores_every_event_of_a_burst_sent_as_fast_as_possible(asgi_server):
+    _, key = ApiKey.create("burst")
+    url = asgi_server.replace("http", "ws") + "/api/events/in"
+
+    async def burst():
+        async with websockets.connect(url, subprotocols=["prefect"]) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            assert json.loads(await ws.recv()) == {"type": "auth_success"}
+            for i in range(BURST):
+                await ws.send(frame(i))
+
+    asyncio.run(burst())
+    # The sender has gone; what the server read is still stored, in full.
+    deadline = time.monotonic() + 60
+    while Event.objects.count() < BURST and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Event.objects.count() == BURST
+
+
+def test_it_sends_the_close_reason_of_a_refused_auth(asgi_server):
+    url = asgi_server.replace("http", "ws") + "/api/events/in"
+
+    async def refused():
+        async with websockets.connect(url, subprotocols=["prefect"]) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": "evf_wrong"}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd
+
+    close = asyncio.run(refused())
+    assert close.code == 1008 and close.reason == "Invalid or revoked API key"
+
+
+SLOW_LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def small_buffer_server(django_db_setup, django_db_blocker):
+    """A server that closes clients leaving more than 256 KB unread."""
+    import os
+
+    os.environ["EVENTFEED_WS_WRITE_LIMIT"] = str(SLOW_LIMIT)
+    try:
+        yield from serve(django_db_blocker)
+    finally:
+        del os.environ["EVENTFEED_WS_WRITE_LIMIT"]
+
+
+def test_it_closes_a_subscriber_that_stops_reading_with_1013(small_buffer_server):
+    import urllib.request
+
+    _, key = ApiKey.create("slow")
+    base = small_buffer_server
+
+    async def slow_subscriber():
+        # max_queue=1: the client library stops reading the socket after one frame.
+        async with websockets.connect(base.replace("http", "ws") + "/api/events/out", subprotocols=["prefect"], max_queue=1) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            assert json.loads(await ws.recv())["type"] == "auth_success"
+            await ws.send(json.dumps({"type": "filter", "filter": {"event": {"prefix": ["t.slow."]}}, "backfill": False}))
+            await asyncio.sleep(0.5)
+            for start in range(0, 4_000, 500):
+                body = json.dumps([json.loads(frame(i).replace("t.burst.", "t.slow.")) | {"payload": {"pad": "y" * 2_000}}
+                                   for i in range(start, start + 500)]).encode()
+                request = urllib.request.Request(base + "/api/events", body, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+                await asyncio.to_thread(urllib.request.urlopen, request)
+            await asyncio.sleep(1)
+            received = 0
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+                    received += 1
+            return closed.value.rcvd, received
+
+    close, received = asyncio.run(slow_subscriber())
+    assert close.code == 1013 and "too slow" in close.reason
+    # It was told after falling behind, not before: what it had been sent, it could read.
+    assert 0 < received < 4_000
