@@ -188,8 +188,8 @@ class FeedConsumer(Consumer):
         await live.hub().subscribe(self, form.event_filter())
         await self.send_json({"type": "subscribed"})
 
-    async def deliver(self, events: list[live.LiveEvent]) -> None:
-        await self.send_json({"type": "rows", "rows": [e.row for e in events]})
+    async def deliver(self, events: list[live.LiveEvent], frames: live.Frames) -> None:
+        await self.send(frames.rows(events))
 
     async def send_json(self, data: dict) -> None:
         await self.send(json.dumps(data))
@@ -264,7 +264,7 @@ class EventsOutConsumer(Consumer):
         await self.deliver(held)
         self.backfilled = set()
 
-    async def deliver(self, events: list[live.LiveEvent]) -> None:
+    async def deliver(self, events: list[live.LiveEvent], frames: live.Frames | None = None) -> None:
         if self.held is not None:
             self.held.extend(events)
             if len(self.held) > MAX_HELD:

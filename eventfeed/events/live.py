@@ -32,7 +32,7 @@ REJOIN_SECONDS = 3600
 
 
 class Subscriber(Protocol):
-    async def deliver(self, events: list["LiveEvent"]) -> None: ...
+    async def deliver(self, events: list["LiveEvent"], frames: "Frames") -> None: ...
 
 
 class LiveEvent(Matchable):
@@ -62,6 +62,20 @@ class LiveEvent(Matchable):
     @cached_property
     def prefect_frame(self) -> str:
         return json.dumps({"type": "event", "event": self.wire})
+
+
+class Frames:
+    """Frames built during one flush, shared by every socket that receives the same events:
+    with a thousand feeds open, most of them get the very same text."""
+
+    def __init__(self):
+        self.cache: dict[tuple, str] = {}
+
+    def rows(self, events: list[LiveEvent]) -> str:
+        key = tuple(e.id for e in events)
+        if key not in self.cache:
+            self.cache[key] = json.dumps({"type": "rows", "rows": [e.row for e in events]})
+        return self.cache[key]
 
 
 class Hub:
@@ -143,11 +157,12 @@ class Hub:
         rows = {id(e): e for s, events in pending.items() if getattr(s, "wants_rows", False) for e in events}
         if rows:
             await sync_to_async(_render_all, thread_sensitive=False)(list(rows.values()))
-        await asyncio.gather(*(self._deliver(s, events) for s, events in pending.items() if s in self.subscribers))
+        frames = Frames()
+        await asyncio.gather(*(self._deliver(s, events, frames) for s, events in pending.items() if s in self.subscribers))
 
-    async def _deliver(self, subscriber: Subscriber, events: list[LiveEvent]) -> None:
+    async def _deliver(self, subscriber: Subscriber, events: list[LiveEvent], frames: Frames) -> None:
         try:
-            await subscriber.deliver(events)
+            await subscriber.deliver(events, frames)
         except Exception:
             log.exception("live: delivery to %r failed", subscriber)
 
