@@ -136,14 +136,20 @@ class Command(BaseCommand):
         all_subscribed = asyncio.Event()
         done = asyncio.Event()
 
+        # Browsers open their feeds over time, not in one instant: at most 50 handshakes at once
+        # keep them within Daphne's 5-s handshake timeout on this 2-core machine.
+        handshakes = asyncio.Semaphore(50)
+
         async def subscriber(i: int):
             nonlocal subscribed
             port = ports[i % len(ports)]
             headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session_key}", "Origin": f"http://127.0.0.1:{port}"}
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/feed", additional_headers=headers,
-                                          max_size=None, open_timeout=60) as ws:
+            async with handshakes:
+                ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/feed", additional_headers=headers,
+                                              max_size=None, open_timeout=60)
                 await ws.send(json.dumps({"type": "subscribe", "query": f"event={NAMES[i % 3]}"}))
                 assert json.loads(await ws.recv())["type"] == "subscribed"
+            async with ws:
                 subscribed += 1
                 if subscribed == c:
                     all_subscribed.set()
