@@ -92,6 +92,7 @@ def add_counts(events: list[CleanEvent]) -> None:
     for e in events:
         minute = e.occurred.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
         counts[(60, minute, e.event)] += 1
+        counts[(900, minute.replace(minute=minute.minute - minute.minute % 15), e.event)] += 1
         counts[(3600, minute.replace(minute=0), e.event)] += 1
     table = EventCount._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value

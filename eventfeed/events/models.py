@@ -54,6 +54,9 @@ class Event(models.Model):
             # Primary-resource filters (`resource=<id>` / `<prefix>*`), evaluated on the events
             # row: exact ids and, with the C collation, prefixes are ranges of this index.
             models.Index("resource_id", F("occurred").desc(), name="ev_resource_occurred"),
+            # Primary-resource label conditions (`resource=key=value`) when they are rare, and
+            # the read API's capped count of any label condition: jsonb containment.
+            PostgresOnlyGinIndex(OpClass("resource", name="jsonb_path_ops"), name="ev_resource_gin"),
             # "What follows this event" on the event page; most events follow nothing.
             models.Index("follows", name="ev_follows", condition=Q(follows__isnull=False)),
             # Free-text search: substring LIKE '%term%' served by a trigram index.
@@ -127,7 +130,7 @@ class EventCount(models.Model):
     over days read a few thousand rows instead of hundreds of thousands of events.
     """
 
-    width = models.PositiveIntegerField()  # seconds: ROLLUP_WIDTHS
+    width = models.PositiveIntegerField()  # seconds, one of ROLLUP_WIDTHS
     bucket = models.DateTimeField()
     event = models.CharField(max_length=1024)
     count = models.PositiveIntegerField()
@@ -140,7 +143,8 @@ class EventCount(models.Model):
         ]
 
 
-ROLLUP_WIDTHS = (60, 3600)
+# A minute (1-hour ranges), 15 minutes (the 24-hour histogram's bars) and an hour (longer).
+ROLLUP_WIDTHS = (60, 900, 3600)
 
 
 class IngestProblem(models.Model):
