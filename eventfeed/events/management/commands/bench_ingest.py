@@ -14,6 +14,7 @@ import asyncio
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -47,10 +48,11 @@ class Command(BaseCommand):
         n, batch = options["events"], options["batch"]
         call_command("migrate", verbosity=0)
         self.truncate()
-        self.stdout.write(f"Generating {2 * n:,} demo events…")
-        events = [demo.wire(e) for e in demo.backfill_events(2 * n, 7, seed=11)]
-        events = [dict(e, follows=None) for e in events]  # halves are sent separately
-        http_events, ws_events = events[:n], events[n : 2 * n]
+        phases = 3 if options["automations"] else 2
+        self.stdout.write(f"Generating {phases * n:,} demo events…")
+        events = [demo.wire(e) for e in demo.backfill_events(phases * n, 7, seed=11)]
+        events = [dict(e, follows=None) for e in events]  # the parts are sent separately
+        http_events, ws_events, more_events = events[:n], events[n : 2 * n], events[2 * n :]
         bodies = [json.dumps(http_events[i : i + batch]).encode() for i in range(0, n, batch)]
         frames = [json.dumps(e) for e in ws_events]
         size = sum(len(b) for b in bodies) / n
@@ -68,8 +70,10 @@ class Command(BaseCommand):
         )
         try:
             wait_for(port)
-            http_rate = self.http_phase(port, key, bodies, options["connections"], n)
+            http_rate = self.http_phase(port, key, bodies, options["connections"], [e["id"] for e in http_events])
             ws_rate = self.ws_phase(port, key, frames, n)
+            if options["automations"]:
+                with_automations = self.automations_phase(port, key, more_events, batch, options)
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
@@ -82,6 +86,44 @@ class Command(BaseCommand):
         self.stdout.write(f"COPY ceiling (same rows):   {ceiling:9,.0f} events/s")
         self.stdout.write(f"HTTP / COPY ceiling:        {http_rate / ceiling:9.0%}")
         self.stdout.write(f"server peak RSS:            {rss:9,.0f} MB")
+        if options["automations"]:
+            rate, latencies, fired = with_automations
+            self.stdout.write(f"HTTP with {options['automations']} automations: {rate:9,.0f} events/s   "
+                              f"({rate / http_rate:.0%} of the rate without)")
+            if latencies:
+                latencies.sort()
+                p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+                self.stdout.write(f"firing latency (event commit → automation.triggered stored): "
+                                  f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms over {fired:,} firings")
+            else:
+                self.stdout.write("no automation fired")
+
+    def automations_phase(self, port: int, key: str, events: list[dict], batch: int, options) -> tuple:
+        """The HTTP phase again with N enabled automations evaluated in the server process."""
+        from eventfeed.automations.store import parse_automation, save_automation
+
+        names = sorted({e["event"] for e in events})
+        for i in range(options["automations"]):
+            # Reactive triggers over the demo's names and resources, a few of them matching each
+            # event, with no actions: what is measured is evaluation and firing.
+            trigger = {"type": "event", "posture": "Reactive", "expect": [names[i % len(names)]],
+                       "match": {"prefect.resource.id": "prefect.*"}, "for_each": ["prefect.resource.id"],
+                       "threshold": 1 + i % 3, "within": 60 if i % 3 else 0}
+            save_automation(parse_automation({"name": f"bench {i}", "trigger": trigger, "actions": []}))
+        time.sleep(6)  # evaluators pick up new automations within their reload interval
+        bodies = [json.dumps(events[i : i + batch]).encode() for i in range(0, len(events), batch)]
+        rate = self.http_phase(port, key, bodies, options["connections"], [e["id"] for e in events])
+        time.sleep(10)  # the last firings
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT EXTRACT(EPOCH FROM t.received - e.received) * 1000
+                    FROM {Event._meta.db_table} t
+                    JOIN {EventResource._meta.db_table} r ON r.event_id = t.id AND r.role = 'triggering-event'
+                    JOIN {Event._meta.db_table} e ON 'prefect.event.' || e.id::text = r.resource_id
+                    WHERE t.event = 'prefect.automation.triggered'"""
+            )
+            latencies = [float(row[0]) for row in cursor.fetchall()]
+        return rate, latencies, len(latencies)
 
     def truncate(self) -> None:
         with connection.cursor() as cursor:
@@ -93,7 +135,8 @@ class Command(BaseCommand):
             cursor.execute(f"SELECT count(*) FROM {Event._meta.db_table}")
             return cursor.fetchone()[0]
 
-    def http_phase(self, port: int, key: str, bodies: list[bytes], connections: int, n: int) -> float:
+    def http_phase(self, port: int, key: str, bodies: list[bytes], connections: int, ids: list[str]) -> float:
+        n = len(ids)
         queue = list(reversed(bodies))
         lock = threading.Lock()
         errors: list[str] = []
@@ -122,7 +165,8 @@ class Command(BaseCommand):
         elapsed = time.perf_counter() - start
         if errors:
             raise CommandError(f"HTTP ingest failed: {errors[:3]}")
-        stored = self.stored()
+        # Automations store events of their own: count the ones sent.
+        stored = Event.objects.filter(id__in=ids).count()
         if stored != n:
             raise CommandError(f"HTTP: {n - stored} events lost")
         return n / elapsed
