@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -114,15 +115,19 @@ class Command(BaseCommand):
         bodies = [json.dumps(events[i : i + batch]).encode() for i in range(0, len(events), batch)]
         rate = self.http_phase(port, key, bodies, options["connections"], [e["id"] for e in events])
         time.sleep(10)  # the last firings
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""SELECT EXTRACT(EPOCH FROM t.received - e.received) * 1000
-                    FROM {Event._meta.db_table} t
-                    JOIN {EventResource._meta.db_table} r ON r.event_id = t.id AND r.role = 'triggering-event'
-                    JOIN {Event._meta.db_table} e ON 'prefect.event.' || e.id::text = r.resource_id
-                    WHERE t.event = 'prefect.automation.triggered'"""
-            )
-            latencies = [float(row[0]) for row in cursor.fetchall()]
+        # Each firing names its triggering event as a related resource `prefect.event.<id>`.
+        firings = list(
+            EventResource.objects.filter(event_name="prefect.automation.triggered", role="triggering-event")
+            .values_list("resource_id", "event__received")
+        )
+        triggering = dict(
+            Event.objects.filter(id__in=[rid.removeprefix("prefect.event.") for rid, _ in firings]).values_list("id", "received")
+        )
+        latencies = []
+        for rid, fired in firings:
+            source = triggering.get(uuid.UUID(rid.removeprefix("prefect.event.")))
+            if source is not None:
+                latencies.append((fired - source).total_seconds() * 1000)
         return rate, latencies, len(latencies)
 
     def truncate(self) -> None:
