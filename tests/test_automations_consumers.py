@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -32,7 +31,6 @@ async def test_it_pushes_a_stored_notification_to_a_signed_in_page(django_user_m
         assert message["type"] == "notification" and message["subject"] == "Shipped" and message["id"] == str(note.id)
     finally:
         await c.disconnect()
-    await get_channel_layer().flush()
 
 
 async def test_it_refuses_an_anonymous_socket():

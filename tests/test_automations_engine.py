@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -25,21 +26,23 @@ def automation(trigger: dict, **fields):
 
 @pytest.fixture
 def layer():
+    """The channel layer, with a private channel of this test in the events group: with Redis a
+    live test server's evaluator may be reading the shared "automations" channel too."""
     layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    async_to_sync(layer.group_add)(EVENTS_GROUP, service.CHANNEL)
+    layer.test_channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(EVENTS_GROUP, layer.test_channel)
     yield layer
-    async_to_sync(layer.flush)()
+    async_to_sync(layer.group_discard)(EVENTS_GROUP, layer.test_channel)
 
 
 def drain(layer) -> list[dict]:
-    """Everything published to the automations channel so far (in-memory layer or Redis)."""
+    """Everything published to the events group since the fixture joined it."""
 
     async def take() -> list[dict]:
         events = []
         while True:
             try:
-                message = await asyncio.wait_for(layer.receive(service.CHANNEL), timeout=0.5)
+                message = await asyncio.wait_for(layer.receive(layer.test_channel), timeout=0.5)
             except asyncio.TimeoutError:
                 return events
             events += message["events"]
@@ -196,12 +199,13 @@ def test_it_stores_a_resolved_event_and_runs_the_resolve_actions(db):
     assert a.firings.count() == 2
 
 
-async def test_it_evaluates_events_published_to_the_events_group(transactional_db):
+async def test_it_evaluates_events_published_to_the_events_group(transactional_db, monkeypatch):
     """The service's consumer: the named channel joins the group and evaluates what ingest publishes."""
+    # Its own channel name: with Redis a live test server's evaluator reads "automations".
+    monkeypatch.setattr(service, "CHANNEL", f"automations-test-{uuid.uuid4().hex}")
     from channels.db import database_sync_to_async
 
     layer = get_channel_layer()
-    await layer.flush()
     a = await database_sync_to_async(automation)({"expect": ["x"]})
     worker = service.Service()
     task = asyncio.ensure_future(worker._consumer())
@@ -215,7 +219,7 @@ async def test_it_evaluates_events_published_to_the_events_group(transactional_d
         assert await database_sync_to_async(Firing.objects.filter(automation=a).count)() == 1
     finally:
         task.cancel()
-        await layer.flush()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def test_it_evaluates_an_event_delivered_twice_only_once(db):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from channels.db import database_sync_to_async
@@ -15,15 +16,16 @@ from tests.conftest import make_event, store as store_events
 pytestmark = pytest.mark.redis
 
 
-async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transactional_db):
+async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transactional_db, monkeypatch):
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL (channels-redis)")
+    # Its own channel name: a live test server's evaluator may be reading "automations".
+    monkeypatch.setattr(service, "CHANNEL", f"automations-test-{uuid.uuid4().hex}")
     from channels_redis.core import RedisChannelLayer
 
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     # Two layer instances stand for two processes: each has its own connections.
     layers = [RedisChannelLayer(**config), RedisChannelLayer(**config)]
-    await layers[0].flush()
     a = await database_sync_to_async(store.save_automation)(
         store.parse_automation({"name": "each", "trigger": {"expect": ["x"]}}))
     workers = [asyncio.ensure_future(service.Service(layer=layer)._consumer()) for layer in layers]
@@ -43,4 +45,5 @@ async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transac
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        await layers[0].flush()
+        for layer in layers:
+            await layer.group_discard("events", service.CHANNEL)
