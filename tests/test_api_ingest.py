@@ -145,3 +145,34 @@ def test_it_publishes_stored_events_only_after_commit(client, auth, monkeypatch)
     event = make_event()
     post(client, [event, event], auth)
     assert [str(i) for i in published] == [event["id"]]
+
+
+def test_it_does_not_wait_for_a_stopped_server_loop_to_publish(monkeypatch):
+    """A worker thread storing events while the server shuts down must not hang on the
+    stopped loop (the process would never exit)."""
+    import asyncio
+    import os
+    import threading
+
+    from asgiref.sync import SyncToAsync
+
+    from eventfeed.events.ingest import publish
+    from eventfeed.events.schema import validate_event
+
+    stopped = asyncio.new_event_loop()
+    event = validate_event(make_event())[0]
+    event.received = event.occurred
+    finished = threading.Event()
+
+    def worker():
+        # What SyncToAsync sets in the threads it runs code in.
+        SyncToAsync.threadlocal.main_event_loop = stopped
+        SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
+        try:
+            publish([event])
+        finally:
+            finished.set()
+
+    threading.Thread(target=worker, daemon=True).start()
+    assert finished.wait(5)
+    stopped.close()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -219,6 +219,13 @@ def publish(events: Sequence[CleanEvent]) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
+    server_loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None and server_loop is not None and not server_loop.is_running():
+        # A worker thread finishing its work while the server shuts down: async_to_sync would
+        # wait forever for the stopped loop, and the process would never exit. The events are
+        # stored; a live page catches up when it reconnects.
+        log.warning("ingest: the server is stopping; %d stored events were not published", len(events))
+        return
     for start in range(0, len(events), PUBLISH_CHUNK):
         message = {"type": "events.stored", "events": [wire(e) for e in events[start : start + PUBLISH_CHUNK]]}
         try:
