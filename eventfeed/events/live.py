@@ -19,10 +19,10 @@ from typing import Protocol
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.template.loader import render_to_string
 
 from .filters import EventFilter, Matchable
 from .ingest import EVENTS_GROUP
+from .templatetags.eventfeed import row_html
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class LiveEvent(Matchable):
         return {
             "id": str(self.id),
             "occurred": self.wire["occurred"],
-            "html": render_to_string("events/_row.html", {"event": self}),
+            "html": row_html(self),
         }
 
     @cached_property

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from ..schema import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 
@@ -170,6 +174,37 @@ def ago(value) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
+
+
+# -- feed rows --------------------------------------------------------------------------------------
+
+ROW_CACHE_SIZE = 5_000
+AGO_MARK = "\x00ago\x00"
+_rows: OrderedDict = OrderedDict()
+# Page views (Django's sync thread) and the live push (worker threads) share the cache.
+_rows_lock = threading.Lock()
+
+
+def row_html(event) -> str:
+    """The feed row of an event (events/_row.html), rendered once per process: an event never
+    changes, and every page view and the live push show the same rows. Only the relative time
+    is filled in per use."""
+    with _rows_lock:
+        html = _rows.get(event.id)
+        if html is not None:
+            _rows.move_to_end(event.id)
+    if html is None:
+        html = render_to_string("events/_row.html", {"event": event, "ago": AGO_MARK})
+        with _rows_lock:
+            _rows[event.id] = html
+            if len(_rows) > ROW_CACHE_SIZE:
+                _rows.popitem(last=False)
+    return html.replace(AGO_MARK, ago(event.occurred))
+
+
+@register.simple_tag
+def feed_row(event) -> str:
+    return mark_safe(row_html(event))
 
 
 # -- the event page ------------------------------------------------------------------------------
