@@ -42,7 +42,7 @@ def events(draw):
     }
 
 
-patterns = st.sampled_from(VALUES + ["v*", "*", "?", "w.*", "*x", "!v", "!v*", "!?v", "r.1*", "R.*", "r.?", "a\\*b"])
+patterns = st.sampled_from(VALUES + ["v*", "*", "?", "w.*", "*x", "!v", "!v*", "!?v", "r.1*", "R.*", "r.?", "a\\*b", "flow", "t*", "!tag"])
 
 
 @st.composite
@@ -55,7 +55,7 @@ def resource_conditions(draw):
         roles=tuple(draw(st.lists(st.sampled_from(ROLES), max_size=2))) if scope != "resource" else (),
         pairs=tuple(draw(st.lists(st.tuples(st.sampled_from(IDS), st.sampled_from(ROLES)), max_size=1))) if scope == "related" else (),
         labels=tuple(
-            LabelCondition(draw(st.sampled_from(KEYS + ["prefect.resource.id"])), tuple(draw(st.lists(patterns, min_size=1, max_size=2))))
+            LabelCondition(draw(st.sampled_from(KEYS + ["prefect.resource.id", "prefect.resource.role"])), tuple(draw(st.lists(patterns, min_size=1, max_size=2))))
             for _ in range(draw(st.integers(0, 2)))
         )
         if not draw(st.booleans())

@@ -91,11 +91,6 @@ class Consumer(AsyncWebsocketConsumer):
     database_sync_to_async, which closes stale connections itself.
     """
 
-    # No channel-layer channel per socket: live events reach these sockets through the one
-    # subscription of their process (live.Hub). An alias that names no configured layer makes
-    # Channels skip creating one.
-    channel_layer_alias = "none: sockets read the live hub"
-
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:

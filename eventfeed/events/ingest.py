@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .filters import resource_rows
 from .models import Event, EventCount, EventResource, iso
 from .schema import CleanEvent
 
@@ -75,14 +76,8 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
 
 
 def _resource_rows(event: CleanEvent):
-    seen = set()
-    for resource_id, role, labels in event.resources():
-        # The same resource in the same role twice (a repeated tag) is one row: the feed's
-        # resource filters join on this table and must not see an event twice.
-        if (resource_id, role) in seen:
-            continue
-        seen.add((resource_id, role))
-        yield resource_id, role, labels
+    """The event's EventResource rows: the same function tells matches() what is stored."""
+    return resource_rows(event.resource, event.related)
 
 
 def add_counts(events: list[CleanEvent]) -> None:

@@ -115,6 +115,10 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # channels-redis can turn a cancellation into another error: a cancelled reader
+                # must stop, not retry (it would outlive its event loop).
+                if asyncio.current_task().cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("live: channel layer receive failed; retrying")
                 await asyncio.sleep(1)
                 continue

@@ -50,15 +50,6 @@ class CleanEvent:
     def resource_id(self) -> str:
         return self.resource[RESOURCE_ID]
 
-    def resources(self):
-        """(resource id, role, other labels) for the primary and each related resource."""
-        yield self.resource[RESOURCE_ID], "", {k: v for k, v in self.resource.items() if k != RESOURCE_ID}
-        for related in self.related:
-            yield (
-                related[RESOURCE_ID],
-                related[RESOURCE_ROLE],
-                {k: v for k, v in related.items() if k not in (RESOURCE_ID, RESOURCE_ROLE)},
-            )
 
 
 @dataclass
