@@ -19,6 +19,7 @@ from typing import Protocol
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from .filters import EventFilter, Matchable
 from .ingest import EVENTS_GROUP
@@ -26,7 +27,9 @@ from .templatetags.eventfeed import row_html
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.05
+# How long the hub gathers events into one frame per socket: fewer, larger frames cost the
+# server (and the browser) less per event; the first event after a quiet spell goes at once.
+FLUSH_INTERVAL = settings.EVENTFEED_LIVE_FLUSH_MS / 1000
 # channels-redis forgets group members after a day; re-join well before.
 REJOIN_SECONDS = 3600
 
