@@ -176,3 +176,10 @@ def test_it_does_not_wait_for_a_stopped_server_loop_to_publish(monkeypatch):
     threading.Thread(target=worker, daemon=True).start()
     assert finished.wait(5)
     stopped.close()
+
+
+def test_it_answers_an_unconvertible_year_with_422_not_500(client, auth):
+    bad = make_event()
+    bad["occurred"] = "0001-01-01T00:30:00+01:00"
+    r = post(client, [bad], auth)
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "[0].occurred"

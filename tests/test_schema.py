@@ -179,3 +179,10 @@ def test_it_reports_every_problem_of_a_batch_with_indexed_paths():
 def test_it_makes_event_names_readable(name, expected):
     from eventfeed.events.templatetags.eventfeed import readable_name
     assert readable_name(name) == expected
+
+
+def test_it_refuses_times_that_cannot_be_moved_to_utc():
+    # Year 1 at +01:00 is year 0 in UTC: storing or counting it would raise OverflowError (a 500).
+    raw = make_event()
+    raw["occurred"] = "0001-01-01T00:30:00+01:00"
+    assert problems_of(raw) == [("occurred", "must be a year between 2 and 9998")]

@@ -30,7 +30,7 @@ from django.db.models.functions import RowNumber, Substr
 from django.db.models.lookups import Exact, IsNull, Regex, StartsWith
 
 from .models import Event, EventResource
-from .schema import RESOURCE_ID, RESOURCE_ROLE, parse_time, search_text
+from .schema import RESOURCE_ID, RESOURCE_ROLE, TIME_RANGE_RULE, in_supported_range, parse_time, search_text
 
 MAX_TEXT_QUERY = 200
 
@@ -519,9 +519,8 @@ class _Reader:
         if parsed.tzinfo is None:
             self.fail(path, "must include a time zone (Z or an offset like +02:00)")
             return None
-        if not 1 < parsed.year < 9999:
-            # Moving such a time to UTC, or a bucket past it, overflows.
-            self.fail(path, "must be a year between 2 and 9998")
+        if not in_supported_range(parsed):
+            self.fail(path, TIME_RANGE_RULE)
             return None
         return parsed
 

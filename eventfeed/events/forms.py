@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
 
 from django import forms
 from django.utils import timezone
 
 from .filters import RANGES, EventFilter, FilterError, MAX_TEXT_QUERY, parse_event_terms, parse_resource_term
-from .schema import parse_time
+from .schema import in_supported_range, parse_time
 
 DEFAULT_RANGE = "24h"
 RANGE_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
@@ -34,13 +34,7 @@ class ListField(forms.Field):
 
 
 def check_in_range(parsed: datetime) -> datetime:
-    """Times Python cannot move to UTC, or move a bucket or a microsecond past, would crash the
-    query with OverflowError (a 500): refuse them as input errors."""
-    try:
-        year = parsed.astimezone(dt_timezone.utc).year
-    except OverflowError:
-        year = None
-    if year is None or not 1 < year < 9999:
+    if not in_supported_range(parsed):
         raise forms.ValidationError("This date-time is out of range: use a year between 2 and 9998.")
     return parsed
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from django.conf import settings
@@ -77,6 +77,18 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def in_supported_range(value: datetime) -> bool:
+    """Whether a time can be moved to UTC and a bucket or a microsecond past it: years 2 to 9998.
+    Beyond that Python raises OverflowError, which would be a 500 wherever the time is used."""
+    try:
+        return 1 < value.astimezone(timezone.utc).year < 9999
+    except OverflowError:
+        return False
+
+
+TIME_RANGE_RULE = "must be a year between 2 and 9998"
 
 
 def _labels(check: _Checker, value: Any, path: str, *, role_required: bool) -> dict[str, str] | None:
@@ -188,6 +200,9 @@ def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: i
             check.fail(".occurred", "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z")
         elif occurred.tzinfo is None or occurred.utcoffset() is None:
             check.fail(".occurred", "must include a time zone (Z or an offset like +02:00): naive times are refused, not guessed")
+            occurred = None
+        elif not in_supported_range(occurred):
+            check.fail(".occurred", TIME_RANGE_RULE)
             occurred = None
 
     name = raw.get("event")
