@@ -116,3 +116,22 @@ async def test_it_expects_a_filter_message_after_auth(api_key):
         assert frame["type"] == "error" and "filter" in frame["errors"][0]["rule"]
     finally:
         await communicator.disconnect()
+
+
+async def test_it_does_not_repeat_a_backfilled_event_that_the_hub_delivers_late(api_key, now):
+    from eventfeed.events.ingest import wire
+    from eventfeed.events.schema import validate_event
+
+    raw = make_event("t.overlap", occurred=now - timedelta(minutes=1))
+    await database_sync_to_async(store)(raw)
+    communicator = await subscriber(api_key, {"event": {"prefix": ["t."]}})
+    try:
+        assert await names(communicator, 1) == ["t.overlap"]
+        # The same event arriving through the live stream after the backfill ended, as when
+        # the last backfill page read it while its publish waited in the hub's flush.
+        event = validate_event(raw)[0]
+        event.received = now
+        live.hub().dispatch([wire(event)])
+        assert await communicator.receive_nothing(timeout=0.3)
+    finally:
+        await communicator.disconnect()

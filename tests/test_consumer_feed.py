@@ -131,3 +131,20 @@ async def test_it_accepts_the_sites_own_origin_through_the_router(owner):
     output = await communicator.receive_output(timeout=3)
     assert output["code"] == 4401
     await communicator.disconnect()
+
+
+async def test_it_matches_sockets_that_share_a_filter_once_and_forgets_them_on_disconnect(owner):
+    from eventfeed.events import live
+
+    first, second = await open_feed(owner), await open_feed(owner)
+    try:
+        await subscribe(first, "event=acme.*&range=1h")
+        await subscribe(second, "event=acme.*&range=24h")
+        # One shape: the two filters differ only in their time range.
+        assert len(live.hub().shapes) == 1 and len(live.hub().subscribers) == 2
+        await subscribe(second, "event=other.*")
+        assert len(live.hub().shapes) == 2
+    finally:
+        await first.disconnect()
+        await second.disconnect()
+    assert live.hub().shapes == {} and live.hub().subscribers == {}

@@ -97,6 +97,12 @@ class Consumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def send_json(self, data: dict) -> None:
+        await self.send(json.dumps(data))
+
+    async def send_errors(self, errors: list[dict]) -> None:
+        await self.send_json({"type": "error", "errors": errors})
+
 
 class EventsInConsumer(Consumer):
     """Prefect's `/api/events/in`: an auth message, then one event JSON per text frame.
@@ -129,7 +135,6 @@ class EventsInConsumer(Consumer):
         elif self.flusher is None or self.flusher.done():
             self.flusher = asyncio.ensure_future(self.flush())
 
-
     async def flush(self) -> None:
         """Store everything pending, in order; one flush at a time."""
         if self.flusher is not None and not self.flusher.done() and asyncio.current_task() is not self.flusher:
@@ -156,6 +161,7 @@ MAX_BACKFILL = timedelta(minutes=settings.EVENTFEED_MAX_BACKFILL_MINUTES)
 BACKFILL_PAGE = 250
 # Live events held while a subscriber's backfill is still being sent.
 MAX_HELD = 10_000
+BACKFILL_OVERLAP_SECONDS = 5
 
 
 class FeedConsumer(Consumer):
@@ -191,9 +197,6 @@ class FeedConsumer(Consumer):
     async def deliver(self, events: list[live.LiveEvent], frames: live.Frames) -> None:
         await self.send(frames.rows(events))
 
-    async def send_json(self, data: dict) -> None:
-        await self.send(json.dumps(data))
-
     async def disconnect(self, code: int) -> None:
         live.hub().unsubscribe(self)
 
@@ -220,22 +223,22 @@ class EventsOutConsumer(Consumer):
             self.api_key = await authenticate(self, text_data or "")
             return
         if self.filter is not None:
-            await self.send(json.dumps({"type": "error", "errors": [{"path": "", "rule": "the filter is already set; reconnect to change it"}]}))
+            await self.send_errors([{"path": "", "rule": "the filter is already set; reconnect to change it"}])
             return
         try:
             message = json.loads(text_data or "")
         except json.JSONDecodeError:
             message = None
         if not isinstance(message, dict) or message.get("type") != "filter":
-            await self.send(json.dumps({"type": "error", "errors": [{"path": "type", "rule": "Expected 'filter' message"}]}))
+            await self.send_errors([{"path": "type", "rule": "Expected 'filter' message"}])
             return
         try:
             f = from_json(message.get("filter"))
         except FilterError as e:
-            await self.send(json.dumps({"type": "error", "errors": e.as_list()}))
+            await self.send_errors(e.as_list())
             return
         if not f.live_supported:
-            await self.send(json.dumps({"type": "error", "errors": [{"path": "filter.resource.distinct", "rule": "is not supported on a live subscription"}]}))
+            await self.send_errors([{"path": "filter.resource.distinct", "rule": "is not supported on a live subscription"}])
             return
         self.filter = f
         backfill = message.get("backfill", True) is not False
@@ -262,7 +265,9 @@ class EventsOutConsumer(Consumer):
             after = (page[-1].occurred, page[-1].id)
         held, self.held = self.held, None
         await self.deliver(held)
-        self.backfilled = set()
+        # An event the last backfill page read may still be in the hub's next flush: keep
+        # skipping backfilled ids a little longer than a flush takes.
+        asyncio.get_running_loop().call_later(BACKFILL_OVERLAP_SECONDS, self.backfilled.clear)
 
     async def deliver(self, events: list[live.LiveEvent], frames: live.Frames | None = None) -> None:
         if self.held is not None:

@@ -86,6 +86,9 @@ class Hub:
 
     def __init__(self):
         self.subscribers: dict[Subscriber, EventFilter] = {}
+        # Subscribers by their filter without its time range: each shape is matched once per
+        # batch, however many sockets share it. Kept here so a batch does not rebuild it.
+        self.shapes: dict[EventFilter, dict[Subscriber, EventFilter]] = defaultdict(dict)
         self.pending: dict[Subscriber, list[LiveEvent]] = defaultdict(list)
         self.channel: str | None = None
         self.reader: asyncio.Task | None = None
@@ -93,12 +96,19 @@ class Hub:
         self.last_flush = 0.0
 
     async def subscribe(self, subscriber: Subscriber, f: EventFilter) -> None:
+        self.unsubscribe(subscriber)
         self.subscribers[subscriber] = f
+        self.shapes[shape_of(f)][subscriber] = f
         await self._ensure_reader()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.pop(subscriber, None)
+        f = self.subscribers.pop(subscriber, None)
         self.pending.pop(subscriber, None)
+        if f is not None:
+            members = self.shapes[shape_of(f)]
+            members.pop(subscriber, None)
+            if not members:
+                del self.shapes[shape_of(f)]
 
     async def _ensure_reader(self) -> None:
         if self.reader is not None and not self.reader.done():
@@ -136,15 +146,11 @@ class Hub:
         if not self.subscribers:
             return
         events = [LiveEvent(w) for w in wires]
-        # Filters that differ only in their time range are matched once.
-        by_shape: dict[EventFilter, list] = defaultdict(list)
-        for subscriber, f in self.subscribers.items():
-            by_shape[replace(f, since=None, until=None, order="DESC")].append((subscriber, f))
-        for shape, members in by_shape.items():
+        for shape, members in self.shapes.items():
             matched = [e for e in events if shape.matches(e)]
             if not matched:
                 continue
-            for subscriber, f in members:
+            for subscriber, f in members.items():
                 mine = matched
                 if f.since is not None or f.until is not None:
                     mine = [e for e in matched if (f.since is None or e.occurred >= f.since) and (f.until is None or e.occurred <= f.until)]
@@ -172,6 +178,11 @@ class Hub:
             await subscriber.deliver(events, frames)
         except Exception:
             log.exception("live: delivery to %r failed", subscriber)
+
+
+def shape_of(f: EventFilter) -> EventFilter:
+    """The filter without its time range (and order, which live delivery does not use)."""
+    return replace(f, since=None, until=None, order="DESC")
 
 
 def _render_all(events: list[LiveEvent]) -> None:
