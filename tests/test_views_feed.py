@@ -369,3 +369,15 @@ def test_it_points_the_page_scripts_at_the_endpoints_with_the_same_filter(owner_
     hist = re.search(r'data-src="(/events/histogram\?[^"]*)"', html).group(1)
     names = re.search(r'data-src="(/events/names\?[^"]*)"', html).group(1)
     assert query_of(hist) == query_of(names) == {"range": ["7d"], "event": ["prefect.flow-run.*"]}
+
+
+def test_it_counts_names_for_a_preset_range_from_the_event_counts(owner_client, now):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    store(*[make_event("acme.order.shipped", occurred=now - timedelta(hours=h)) for h in range(1, 6)])
+    with CaptureQueriesContext(connection) as captured:
+        groups = owner_client.get("/events/names?range=24h").json()["groups"]
+    assert groups[0]["names"] == [{"name": "acme.order.shipped", "count": 5}]
+    # A preset range ends now: the hours inside it come from EventCount, not from the events.
+    assert any("events_eventcount" in q["sql"] for q in captured.captured_queries)

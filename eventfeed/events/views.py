@@ -15,7 +15,6 @@ from . import queries
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
 from .models import ApiKey, IngestProblem, iso
-from .queries import event_names_by_namespace, histogram
 
 PAGE_SIZE = 50
 HISTOGRAM_MAX_SPAN = timedelta(days=3660)
@@ -148,8 +147,9 @@ def feed_names(request: HttpRequest) -> JsonResponse:
     form = FeedForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
-    f = replace(form.event_filter(), names=(), prefixes=(), exclude_names=(), exclude_prefixes=(), order="DESC")
-    return JsonResponse({"groups": event_names_by_namespace(f)})
+    # Bounded like the histogram, so that a preset range reads the event counts, not the events.
+    f = replace(_bounded_filter(form), names=(), prefixes=(), exclude_names=(), exclude_prefixes=())
+    return JsonResponse({"groups": queries.event_names_by_namespace(f)})
 
 
 @require_GET
@@ -160,7 +160,7 @@ def feed_histogram(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     f = _bounded_filter(form)
-    seconds, buckets = histogram(f)
+    seconds, buckets = queries.histogram(f)
     return JsonResponse({
         "since": iso(f.since),
         "until": iso(f.until),

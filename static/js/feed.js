@@ -201,8 +201,6 @@ function setUpFilterBar() {
       if (input.name === "_scope" || !input.name || !input.value.trim()) input.disabled = true;
     }
   });
-  // The browser restores disabled inputs on back navigation from its cache: undo it.
-  addEventListener("pageshow", () => $$("input", form).forEach((input) => (input.disabled = false)));
 
   // Resources and roles seen on this page, as suggestions; any id can still be typed.
   const ids = new Set($$("[data-resource]").map((el) => el.dataset.resource).filter(Boolean));
@@ -218,18 +216,23 @@ function setUpFilterBar() {
       if (picker.id === "event-picker") loadNames(picker);
     });
   }
-  document.addEventListener("click", (event) => {
-    for (const picker of $$(".picker[open]")) if (!picker.contains(event.target)) picker.open = false;
-  });
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") $$(".picker[open]").forEach((picker) => (picker.open = false));
-    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName);
-    if (event.key === "/" && !typing) {
-      event.preventDefault();
-      $("input[name=q]", form).focus();
-    }
-  });
 }
+
+// Page-wide keys and clicks, registered once: the filter bar itself is replaced on every
+// in-place filter change, so these look it up when they fire.
+document.addEventListener("click", (event) => {
+  for (const picker of $$(".picker[open]")) if (!picker.contains(event.target)) picker.open = false;
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") $$(".picker[open]").forEach((picker) => (picker.open = false));
+  const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName);
+  if (event.key === "/" && !typing) {
+    event.preventDefault();
+    $("#feed-filters input[name=q]")?.focus();
+  }
+});
+// The browser restores disabled inputs on back navigation from its cache: undo it.
+addEventListener("pageshow", () => $$("#feed-filters input").forEach((input) => (input.disabled = false)));
 
 // -- event-name picker --------------------------------------------------------------------------
 
