@@ -203,6 +203,9 @@ def _store_postgres(events: list[CleanEvent]) -> list[CleanEvent]:
     return stored
 
 
+_sending: set[asyncio.Task] = set()
+
+
 def publish(events: Sequence[CleanEvent]) -> None:
     """Tell everything downstream of storage (live feeds, subscribers, automations)."""
     layer = get_channel_layer()
@@ -225,7 +228,10 @@ def publish(events: Sequence[CleanEvent]) -> None:
         message = {"type": "events.stored", "events": [wire(e) for e in events[start : start + PUBLISH_CHUNK]]}
         try:
             if loop is not None:
-                loop.create_task(layer.group_send(EVENTS_GROUP, message))
+                # The loop holds tasks weakly: keep each until it is done.
+                task = loop.create_task(layer.group_send(EVENTS_GROUP, message))
+                _sending.add(task)
+                task.add_done_callback(_sending.discard)
             else:
                 async_to_sync(layer.group_send)(EVENTS_GROUP, message)
         except Exception:
