@@ -649,16 +649,20 @@ const live = {
 
   subscribe() {
     if (this.socket?.readyState === WebSocket.OPEN) {
+      // Until the server confirms, frames in flight still answer the previous filter; the
+      // catch-up after the confirmation fills the gap.
+      this.awaitingSubscription = true;
       this.socket.send(JSON.stringify({ type: "subscribe", query: liveQuery() }));
     }
   },
 
   onMessage(message) {
     if (message.type === "subscribed") {
+      this.awaitingSubscription = false;
       this.attempts = 0;
       this.setState("live");
       this.catchUp();
-    } else if (message.type === "rows") {
+    } else if (message.type === "rows" && !this.awaitingSubscription) {
       this.receive(message.rows.map((row) => this.parse(row.html)).filter(Boolean));
     } else if (message.type === "error") {
       this.setState("error");
@@ -753,8 +757,8 @@ const live = {
     const newest = $(".row", this.rows || document);
     const base = newest ? Date.parse(newest.dataset.occurred) : Date.parse(this.rows?.dataset.rendered || new Date().toISOString());
     let cursor = `${new Date(base - CATCH_UP_MARGIN).toISOString()}~00000000-0000-0000-0000-000000000000`;
+    const query = liveQuery();
     for (let page = 0; page < CATCH_UP_PAGES && cursor; page += 1) {
-      const query = liveQuery();
       const url = `${location.pathname}?${query}${query ? "&" : ""}partial=rows&after=${encodeURIComponent(cursor)}`;
       let html;
       try {
@@ -764,6 +768,8 @@ const live = {
       } catch {
         return; // the socket's close handler reconnects and catches up again
       }
+      // The filter changed while this was loading: these rows answer the old one.
+      if (liveQuery() !== query) return;
       const template = document.createElement("template");
       template.innerHTML = html;
       this.receive($$(".row", template.content));
