@@ -146,7 +146,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "eventfeed.layers.InProcessChannelLayer", "CONFIG": {"capacity": 10_000}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -56,6 +56,15 @@ def test_it_filters_by_labels_and_text(client, auth, stored):
     assert [e["event"] for e in r.json()["events"]] == ["prefect.flow-run.Completed"]
     r = post(client, "/api/events/filter", {"filter": {"text": {"query": "dhl"}}}, auth)
     assert [e["event"] for e in r.json()["events"]] == ["acme.order.shipped"]
+    # Words are found by their start, in the name too.
+    r = post(client, "/api/events/filter", {"filter": {"text": {"query": "order.SHIP"}}}, auth)
+    assert [e["event"] for e in r.json()["events"]] == ["acme.order.shipped"]
+
+
+def test_it_refuses_a_text_query_with_nothing_to_search_for(client, auth):
+    r = post(client, "/api/events/filter", {"filter": {"text": {"query": "timeout -***"}}}, auth)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"path": "filter.text.query", "rule": "“-***” has no letters or digits to search for"}]
 
 
 def test_it_pages_with_a_signed_keyset_token(client, auth, stored):

@@ -68,6 +68,16 @@ def test_it_refuses_malformed_json(client, auth):
     assert "not valid JSON" in r.json()["detail"]
 
 
+def test_it_refuses_nan_by_name_and_keeps_big_integers_exact(client, auth):
+    r = post(client, json.dumps([make_event(payload={"x": float("nan")})]), auth)
+    assert r.status_code == 400
+    assert "NaN is not a JSON number" in r.json()["detail"]
+    big = 2**70 + 1
+    event = make_event(payload={"big": big})
+    assert post(client, json.dumps([event]), auth).status_code == 200
+    assert Event.objects.get(id=event["id"]).payload == {"big": big}
+
+
 def test_it_refuses_a_wrong_content_type(client, auth):
     r = post(client, json.dumps([make_event()]), auth, content_type="text/plain")
     assert r.status_code == 415

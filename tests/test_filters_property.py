@@ -21,7 +21,8 @@ IDS = ["r.1", "r.10", "R.1", "x.y", "r.1.z", "tag.prod"]
 ROLES = ["flow", "tag", "deployment"]
 KEYS = ["k", "prefect.resource.name"]
 VALUES = ["v", "V", "vv", "w.x", "a*b", "ü-é", "v\nw"]
-WORDS = ["v", "vv", "b.c", "zz", "ü", "a*b", "A"]
+# Free text finds words by their start: "no" must find "nothing" and "notes", not "ano".
+WORDS = ["v", "vv", "b.c", "zz", "ü", "Ü", "a*b", "A", "no", "not", '"w x"', "x_y", "é"]
 
 labels = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), min_size=1, max_size=2)
 
@@ -38,7 +39,7 @@ def events(draw):
         "event": draw(st.sampled_from(NAMES)),
         "resource": {"prefect.resource.id": draw(st.sampled_from(IDS)), **draw(labels)},
         "related": related,
-        "payload": {"note": draw(st.sampled_from(WORDS + ["nothing"]))},
+        "payload": {"note": draw(st.sampled_from(WORDS + ["nothing", "ano notes", "w\\nx", "x_yz", "W-X"]))},
     }
 
 

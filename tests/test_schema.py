@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from eventfeed.events.schema import validate_batch, validate_event
+from eventfeed.events.schema import MAX_WORD, MAX_WORDS, query_words, search_words, validate_batch, validate_event
 from tests.conftest import make_event
 
 
@@ -22,7 +22,7 @@ def test_it_accepts_a_full_prefect_event():
     assert problems == []
     assert event.resource_id == "prefect.flow-run.1"
     assert event.related[0]["prefect.resource.role"] == "flow"
-    assert "completed" in event.search
+    assert {"prefect", "flow", "run", "completed", "intended"} <= set(event.words)
 
 
 def test_it_requires_the_resource_id():
@@ -186,3 +186,32 @@ def test_it_refuses_times_that_cannot_be_moved_to_utc():
     raw = make_event()
     raw["occurred"] = "0001-01-01T00:30:00+01:00"
     assert problems_of(raw) == [("occurred", "must be a year between 2 and 9998")]
+
+
+def test_it_indexes_the_words_of_names_labels_and_payload():
+    words = search_words("prefect.flow-run.Failed", {"prefect.resource.id": "prefect.flow-run.fr-7", "team": "Data_Eng"},
+                         [{"prefect.resource.id": "prefect.tag.prod", "prefect.resource.role": "tag"}],
+                         {"message": "Timeout exceeded", "rows": 12})
+    assert {"failed", "fr", "7", "team", "data_eng", "tag", "prod", "timeout", "exceeded", "rows", "12"} <= set(words)
+    assert len(words) == len(set(words))
+
+
+def test_it_never_glues_a_json_escape_to_a_word():
+    # In JSON a newline is `\n` and a backslash `\\`: the letter after them starts a new word.
+    words = search_words("e", {"prefect.resource.id": "x"}, [], {"log": "first\nsecond", "path": "c:\\new\\dir", "esc": "\x1bred"})
+    assert {"first", "second", "new", "dir", "red"} <= set(words)
+    assert not {"nsecond", "nnew", "u001bred"} & set(words)
+
+
+def test_it_reads_a_query_exactly_as_an_event():
+    assert query_words("Flow-Run.FAIL") == ["flow", "run", "fail"]
+    assert query_words("c:\\new") == ["c", "new"]
+    assert query_words("***") == []
+
+
+def test_it_bounds_the_words_of_one_event():
+    payload = {"long": "a" * 500, "many": " ".join(f"w{i}" for i in range(MAX_WORDS + 50))}
+    words = search_words("e", {"prefect.resource.id": "x"}, [], payload)
+    assert len(words) == MAX_WORDS
+    assert "a" * MAX_WORD in words
+    assert query_words("a" * 500) == ["a" * MAX_WORD]

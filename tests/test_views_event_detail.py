@@ -429,7 +429,7 @@ def test_it_does_not_load_the_payload_of_the_events_it_lists(now):
     followed = queries.followed_event(Event.objects.get(pk=second["id"]))
     following, _ = queries.following_events(Event.objects.get(pk=first["id"]))
     for e in (followed, following[0]):
-        assert {"payload", "related", "search"} <= e.get_deferred_fields()
+        assert {"payload", "related", "words"} <= e.get_deferred_fields()
 
 
 @pytest.mark.django_db

@@ -246,6 +246,7 @@ def test_it_explains_an_empty_absolute_range(owner_client):
         ("resource==x", "resource", "Resource"),
         ("related=flow:=x", "related", "Related"),
         ("q=" + "x" * 201, "q", "Text"),
+        ("q=%2A%2A%2A", "q", "Text"),
         ("after=bad", "after", "Paging cursor"),
         ("event=a%00b", "event", "Event"),
     ],

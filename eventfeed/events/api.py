@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import queries
+from . import jsoncodec, queries
 from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
@@ -41,7 +41,7 @@ def read_json(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
     if content_type != "application/json":
         return None, api_error(415, f"Content-Type must be application/json, not {content_type or 'missing'}.")
     try:
-        return json.loads(body), None
+        return jsoncodec.loads(body), None
     except UnicodeDecodeError:
         return None, api_error(400, "The body is not UTF-8 text.")
     except json.JSONDecodeError as e:

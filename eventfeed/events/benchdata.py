@@ -18,7 +18,8 @@ from django.db import connection
 
 from .filters import resource_rows
 from .models import Event, EventResource
-from .schema import search_text
+from .models import words_sql
+from .schema import search_words
 
 STATES = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Cancelled", "Retrying", "Late",
           "AwaitingRetry", "Paused", "Cancelling", "Suspended", "AwaitingConcurrencySlot", "Crashed"]
@@ -115,7 +116,7 @@ def generate(n: int, days: float, seed: int, until: datetime):
         res, rel, pay = primary(rng, name), related(rng), payload(rng)
         event_id = uuid.UUID(int=rng.getrandbits(128))
         event_row = (event_id, occurred, occurred, name, res["prefect.resource.id"], dumps(res), dumps(rel), dumps(pay),
-                     None, search_text(name, res, rel, pay))
+                     None, words_sql(search_words(name, res, rel, pay), "postgresql"))
         rows = [(event_id, occurred, name, rid, role, dumps(labels)) for rid, role, labels in resource_rows(res, rel)]
         yield event_row, rows
 
@@ -132,7 +133,7 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
         cursor.execute(f"TRUNCATE {Event._meta.db_table}, {EventResource._meta.db_table}")
     raw = connection.connection
     started = time.monotonic()
-    event_cols = "id, occurred, received, event, resource_id, resource, related, payload, follows, search"
+    event_cols = "id, occurred, received, event, resource_id, resource, related, payload, follows, words"
     res_cols = "event_id, occurred, event_name, resource_id, role, labels"
     batch = 100_000
     done = 0

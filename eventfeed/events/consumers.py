@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
-from . import live
+from . import jsoncodec, live
 from .auth import find_key
 from .filters import FilterError, from_json
 from .forms import FeedForm
@@ -40,7 +40,7 @@ def store_frames(frames: list[tuple[int, str]], api_key) -> list[dict]:
     clean, bad = [], []
     for seq, text in frames:
         try:
-            raw = json.loads(text)
+            raw = jsoncodec.loads(text)
         except json.JSONDecodeError as e:
             problems = [Problem(seq, "", f"not valid JSON: {e.msg} at column {e.colno}")]
         else:

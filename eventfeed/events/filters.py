@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Iterable
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, Window
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, Value, Window
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import RowNumber, Substr
 from django.db.models.lookups import Exact, IsNull, Regex, StartsWith
 
 from .models import Event, EventResource
-from .schema import RESOURCE_ID, RESOURCE_ROLE, TIME_RANGE_RULE, in_supported_range, parse_time, search_text
+from .schema import RESOURCE_ID, RESOURCE_ROLE, TIME_RANGE_RULE, in_supported_range, parse_time, query_words, search_words
 
 MAX_TEXT_QUERY = 200
 
@@ -178,7 +179,7 @@ class EventFilter:
         for condition in self.resources:
             if not any(condition.matches_row(*row) for row in rows):
                 return False
-        if self.text and not self.text_query.matches(event.search):
+        if self.text and not self.text_query.matches(event.words):
             return False
         return True
 
@@ -242,7 +243,7 @@ class EventFilter:
                 continue
             cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
         if self.text:
-            cond &= self.text_query.q("search")
+            cond &= self.text_query.q("words", vendor)
         if after is not None:
             t, last = after
             if self.order == "ASC":
@@ -381,42 +382,100 @@ def _row_q(condition: ResourceCondition, vendor: str, prefix: str) -> Q:
 
 # -- free text --------------------------------------------------------------------------------
 
+class WordsMatch(Func):
+    """`words @@ 'query'::tsquery`: the query is built from words, never parsed by a text-search
+    configuration, so it means on PostgreSQL exactly what TextQuery.matches() means in Python."""
+
+    template = "(%(expressions)s::tsquery)"
+    arg_joiner = " @@ "
+    output_field = BooleanField()
+
+
+Term = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class TextQuery:
     """Prefect's text query: plain terms are ORed, `+term` is required, `-term`/`!term` is
-    excluded, "quoted phrases" are one term. Case-insensitive substring matching."""
+    excluded, "quoted phrases" are one term. Case-insensitive.
 
-    any_of: tuple[str, ...] = ()
-    required: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()
+    A term matches an event when each of its words starts a word of the event (`time` finds
+    "timeout"; `flow-run.fail` finds prefect.flow-run.Failed). That is a word index's question,
+    which PostgreSQL answers from a GIN index at ingest speed; substrings inside a word
+    (`imeout`) are not found.
+    """
+
+    any_of: tuple[Term, ...] = ()
+    required: tuple[Term, ...] = ()
+    excluded: tuple[Term, ...] = ()
+
+    @staticmethod
+    def terms(text: str):
+        """(sign, term text, its words) for each term of the query."""
+        for match in re.finditer(r'([+\-!]?)(?:"([^"]*)"|(\S+))', text):
+            sign, phrase, word = match.groups()
+            term = phrase if phrase is not None else word
+            yield sign, term, tuple(query_words(term))
+
+    @staticmethod
+    def problem(text: str) -> str | None:
+        """Why the query cannot be searched for, if it cannot."""
+        for sign, term, words in TextQuery.terms(text):
+            if not words:
+                return f"“{sign}{term}” has no letters or digits to search for"
+        return None
 
     @classmethod
     def parse(cls, text: str) -> "TextQuery":
         any_of, required, excluded = [], [], []
-        for match in re.finditer(r'([+\-!]?)(?:"([^"]*)"|(\S+))', text):
-            sign, phrase, word = match.groups()
-            term = (phrase if phrase is not None else word).lower()
-            if not term:
-                continue
-            {"+": required, "-": excluded, "!": excluded}.get(sign, any_of).append(term)
+        for sign, _, words in cls.terms(text):
+            if words:
+                {"+": required, "-": excluded, "!": excluded}.get(sign, any_of).append(words)
         return cls(tuple(any_of), tuple(required), tuple(excluded))
 
-    def matches(self, haystack: str) -> bool:
-        if self.any_of and not any(t in haystack for t in self.any_of):
-            return False
-        if not all(t in haystack for t in self.required):
-            return False
-        return not any(t in haystack for t in self.excluded)
+    @staticmethod
+    def _has(event_words: list[str], term: Term) -> bool:
+        # event_words is sorted: the first word not below a query word is the one it would start.
+        for q in term:
+            i = bisect_left(event_words, q)
+            if i == len(event_words) or not event_words[i].startswith(q):
+                return False
+        return True
 
-    def q(self, field_name: str) -> Q:
+    def matches(self, event_words: list[str]) -> bool:
+        """Over the event's words, sorted."""
+        if self.any_of and not any(self._has(event_words, t) for t in self.any_of):
+            return False
+        if not all(self._has(event_words, t) for t in self.required):
+            return False
+        return not any(self._has(event_words, t) for t in self.excluded)
+
+    def q(self, field_name: str, vendor: str) -> Q:
+        if vendor == "postgresql":
+            return Q(WordsMatch(F(field_name), Value(self.tsquery())))
+        # Elsewhere the words are stored as " w1 w2 …": a word starts with q where " q" occurs.
+        def has(term: Term) -> Q:
+            return Q(*(Q(**{f"{field_name}__contains": " " + w}) for w in term))
+
         q = Q()
         if self.any_of:
-            q &= any_q(Q(**{f"{field_name}__contains": t}) for t in self.any_of)
+            q &= any_q(has(t) for t in self.any_of)
         for term in self.required:
-            q &= Q(**{f"{field_name}__contains": term})
+            q &= has(term)
         for term in self.excluded:
-            q &= ~Q(**{f"{field_name}__contains": term})
+            q &= ~has(term)
         return q
+
+    def tsquery(self) -> str:
+        def has(term: Term) -> str:
+            return "(" + " & ".join(f"'{w}':*" for w in term) + ")"
+
+        parts = []
+        if self.any_of:
+            parts.append("(" + " | ".join(has(t) for t in self.any_of) + ")")
+        parts += [has(t) for t in self.required]
+        parts += ["!" + has(t) for t in self.excluded]
+        return " & ".join(parts)
 
 
 # -- events as matches() sees them ------------------------------------------------------------
@@ -455,8 +514,8 @@ class Matchable:
         return list(resource_rows(self.resource, self.related))
 
     @cached_property
-    def search(self) -> str:
-        return search_text(self.event, self.resource, self.related, self.payload)
+    def words(self) -> list[str]:
+        return sorted(search_words(self.event, self.resource, self.related, self.payload))
 
 
 def resource_rows(resource: dict, related: list[dict]):
@@ -598,6 +657,8 @@ def from_json(data: Any, path: str = "filter") -> EventFilter:
         query = ""
     elif len(query) > MAX_TEXT_QUERY:
         r.fail(f"{path}.text.query", f"is {len(query)} characters; the limit is {MAX_TEXT_QUERY}")
+    elif problem := TextQuery.problem(query):
+        r.fail(f"{path}.text.query", problem)
     order = data.get("order") or "DESC"
     if order not in ("ASC", "DESC"):
         r.fail(f"{path}.order", 'must be "ASC" or "DESC"')

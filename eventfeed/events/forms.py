@@ -8,7 +8,7 @@ from datetime import datetime
 from django import forms
 from django.utils import timezone
 
-from .filters import RANGES, EventFilter, FilterError, MAX_TEXT_QUERY, parse_event_terms, parse_resource_term
+from .filters import RANGES, EventFilter, FilterError, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
 from .schema import in_supported_range, parse_time
 
 DEFAULT_RANGE = "24h"
@@ -85,6 +85,12 @@ class FeedForm(forms.Form):
     q = forms.CharField(required=False, max_length=MAX_TEXT_QUERY, strip=True)
     before = CursorField(required=False)
     after = CursorField(required=False)
+
+    def clean_q(self) -> str:
+        query = self.cleaned_data["q"]
+        if problem := TextQuery.problem(query):
+            raise forms.ValidationError(problem + ".")
+        return query
 
     def clean(self):
         data = super().clean()

@@ -227,15 +227,15 @@ def event_names_by_namespace(f: EventFilter) -> list[dict]:
 # -- the event page ------------------------------------------------------------------------------
 
 # Columns shown for the other events an event page lists (what it follows, what follows it):
-# their payload and search text can be megabytes each.
+# their payload and search words can be megabytes each.
 SUMMARY_FIELDS = ("id", "occurred", "event", "resource_id", "resource")
 AROUND = 10
 MAX_FOLLOWING = 20
 
 
 def event_for_page(pk: uuid.UUID) -> Event | None:
-    # `search` repeats the payload as text and is never shown.
-    return Event.objects.defer("search").filter(pk=pk).first()
+    # `words` repeats the payload as a word list and is never shown.
+    return Event.objects.defer("words").filter(pk=pk).first()
 
 
 def followed_event(event: Event) -> Event | None:

@@ -1,0 +1,42 @@
+"""The ingest path's JSON: orjson's speed, the standard library's answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventfeed.events import jsoncodec
+from eventfeed.events.schema import validate_event
+from tests.conftest import make_event
+
+
+def test_it_reads_integers_beyond_64_bits_and_writes_them_back():
+    value = jsoncodec.loads(b'{"n": 123456789012345678901234567890}')
+    assert value == {"n": 123456789012345678901234567890}
+    assert json.loads(jsoncodec.dumps(value)) == value
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_it_refuses_nan_and_infinity_by_name(constant):
+    with pytest.raises(json.JSONDecodeError) as info:
+        jsoncodec.loads(f'{{"ok": 1, "x": {constant}}}'.encode())
+    assert info.value.msg == f"{constant} is not a JSON number"
+    assert info.value.colno > 1
+
+
+def test_it_names_line_and_column_of_malformed_json():
+    with pytest.raises(json.JSONDecodeError) as info:
+        jsoncodec.loads(b'{"a": 1,\n "b": }')
+    assert (info.value.lineno, info.value.colno) == (2, 7)
+
+
+def test_it_lets_validation_name_a_lone_surrogate():
+    # msgspec refuses the escape outright; the fallback reads it so validation can say where.
+    raw = jsoncodec.loads(json.dumps(make_event(payload={"s": "\ud800"})))
+    event, problems = validate_event(raw)
+    assert event is None and "surrogate" in problems[0].rule
+
+
+def test_it_writes_compact_json_and_keeps_non_ascii():
+    assert jsoncodec.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'
