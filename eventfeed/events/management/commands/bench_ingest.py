@@ -30,7 +30,7 @@ from eventfeed.events.ingest import RESOURCE_COLUMNS, EVENT_COLUMNS, _resource_r
 from eventfeed.events.models import ApiKey, Event, EventResource, words_sql
 from eventfeed.events.schema import validate_event
 
-from ._serving import free_port, peak_rss_mb, wait_for
+from ._serving import cpu_seconds, free_port, peak_rss_mb, wait_for
 
 
 class Command(BaseCommand):
@@ -39,7 +39,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--events", type=int, default=100_000)
         parser.add_argument("--batch", type=int, default=500)
-        parser.add_argument("--connections", type=int, default=2, help="concurrent HTTP clients")
+        # Several producers at once, as a fleet of workers posts: one client waiting for each
+        # commit before sending its next batch would leave a core idle.
+        parser.add_argument("--connections", type=int, default=4, help="concurrent HTTP clients")
         parser.add_argument("--automations", type=int, default=0,
                             help="also run the HTTP phase with this many enabled automations")
 
@@ -71,8 +73,11 @@ class Command(BaseCommand):
         )
         try:
             wait_for(port)
+            cpu = cpu_seconds(server.pid)
             http_rate = self.http_phase(port, key, bodies, options["connections"], [e["id"] for e in http_events])
+            http_cpu, cpu = (cpu_seconds(server.pid) - cpu) / n * 1e6, cpu_seconds(server.pid)
             ws_rate = self.ws_phase(port, key, frames, n)
+            ws_cpu = (cpu_seconds(server.pid) - cpu) / n * 1e6
             if options["automations"]:
                 with_automations = self.automations_phase(port, key, more_events, batch, options)
             rss = peak_rss_mb(server.pid)
@@ -82,8 +87,10 @@ class Command(BaseCommand):
             log.close()
         ceiling = self.copy_ceiling(http_events, batch)
         self.stdout.write("")
-        self.stdout.write(f"HTTP, batches of {batch}:       {http_rate:9,.0f} events/s   losses 0")
-        self.stdout.write(f"websocket, one frame each:  {ws_rate:9,.0f} events/s   losses 0")
+        self.stdout.write(f"HTTP, batches of {batch}:       {http_rate:9,.0f} events/s   losses 0   "
+                          f"({options['connections']} clients; server CPU {http_cpu:.0f} µs/event)")
+        self.stdout.write(f"websocket, one frame each:  {ws_rate:9,.0f} events/s   losses 0   "
+                          f"(1 client; server CPU {ws_cpu:.0f} µs/event)")
         self.stdout.write(f"COPY ceiling (same rows):   {ceiling:9,.0f} events/s")
         self.stdout.write(f"HTTP / COPY ceiling:        {http_rate / ceiling:9.0%}")
         self.stdout.write(f"server peak RSS:            {rss:9,.0f} MB")
