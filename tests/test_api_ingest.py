@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.test import override_settings
@@ -28,6 +29,23 @@ def test_it_stores_a_batch_and_counts_new_events(client, auth):
     # One resource row for the primary and one for the related resource, per event.
     assert EventResource.objects.filter(role="").count() == 3
     assert EventResource.objects.filter(role="customer", resource_id="acme.customer.1").count() == 3
+
+
+def test_it_stores_text_with_tabs_newlines_and_backslashes_exactly(client, auth):
+    # PostgreSQL ingest writes COPY's text format by hand: every character it escapes, in
+    # every column it writes.
+    odd = "a\tb\nc\rd\\e\\N f\\.é"
+    first = make_event()
+    event = make_event(f"acme.{odd}", f"acme.order.{odd}", payload={odd: [odd, 1.5, None]}, follows=first["id"],
+                       related=[{"prefect.resource.id": f"acme.customer.{odd}", "prefect.resource.role": f"r{odd}", odd: odd}],
+                       occurred=datetime(2026, 11, 21, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+                       **{"label.x": odd})
+    assert post(client, [first, event], auth).status_code == 200
+    stored = Event.objects.get(id=event["id"])
+    assert stored.as_prefect() | {"received": None} == event | {"received": None, "occurred": stored.as_prefect()["occurred"]}
+    assert stored.occurred == datetime(2026, 11, 21, 4, 0, 0, 123456, tzinfo=timezone.utc)
+    rows = set(EventResource.objects.filter(event_id=event["id"]).values_list("resource_id", "role", "event_name"))
+    assert rows == {(f"acme.order.{odd}", "", f"acme.{odd}"), (f"acme.customer.{odd}", f"r{odd}", f"acme.{odd}")}
 
 
 def test_it_accepts_a_single_event_object(client, auth):

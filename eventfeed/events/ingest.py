@@ -171,28 +171,46 @@ EVENT_COLUMNS = "id, occurred, received, event, resource_id, resource, related, 
 RESOURCE_COLUMNS = "event_id, occurred, event_name, resource_id, role, labels"
 
 
-def _copy_rows(cursor, events: list[CleanEvent]) -> None:
+# COPY's text format: a backslash, and the tab, newline and carriage return that separate
+# columns and rows, are written as escapes.
+COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _esc(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
+    """The rows of both tables in COPY's text format, for EVENT_COLUMNS and RESOURCE_COLUMNS.
+
+    Written by hand rather than by psycopg's write_row(): the values are strings, UUIDs and
+    datetimes of known shape, and one join per table costs half as much per event.
+    """
     dumps = jsoncodec.dumps
+    event_lines, resource_lines = [], []
+    for e in events:
+        occurred = e.occurred.isoformat()
+        name = _esc(e.event)
+        event_lines.append(
+            f"{e.id}\t{occurred}\t{e.received.isoformat()}\t{name}\t{_esc(e.resource_id)}\t"
+            f"{_esc(dumps(e.resource))}\t{_esc(dumps(e.related))}\t{_esc(dumps(e.payload))}\t"
+            f"{e.follows or COPY_NULL}\t{words_sql(e.words, 'postgresql')}\n"
+        )
+        head = f"{e.id}\t{occurred}\t{name}\t"
+        for rid, role, labels in _resource_rows(e):
+            resource_lines.append(f"{head}{_esc(rid)}\t{_esc(role)}\t{_esc(dumps(labels))}\n")
+    return "".join(event_lines), "".join(resource_lines)
+
+
+def _copy_rows(cursor, events: list[CleanEvent]) -> None:
+    event_text, resource_text = copy_text(events)
     with cursor.copy(f"COPY {Event._meta.db_table} ({EVENT_COLUMNS}) FROM STDIN") as copy:
-        for e in events:
-            copy.write_row(
-                (
-                    e.id,
-                    e.occurred,
-                    e.received,
-                    e.event,
-                    e.resource_id,
-                    dumps(e.resource),
-                    dumps(e.related),
-                    dumps(e.payload),
-                    e.follows,
-                    words_sql(e.words, "postgresql"),
-                )
-            )
+        copy.write(event_text)
     with cursor.copy(f"COPY {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) FROM STDIN") as copy:
-        for e in events:
-            for rid, role, labels in _resource_rows(e):
-                copy.write_row((e.id, e.occurred, e.event, rid, role, dumps(labels)))
+        copy.write(resource_text)
 
 
 def _store_postgres(events: list[CleanEvent]) -> list[CleanEvent]:
