@@ -48,6 +48,51 @@ def test_it_stores_every_event_of_a_burst_sent_as_fast_as_possible(asgi_server):
     assert Event.objects.count() == BURST
 
 
+def test_it_delivers_frames_larger_than_the_socket_takes_whole_and_in_order_to_every_subscriber(asgi_server):
+    import urllib.request
+
+    _, key = ApiKey.create("fan-out")
+    base = asgi_server
+    sent = [json.loads(frame(i).replace("t.burst.", "t.fan.")) | {"payload": {"pad": (f"{i}." * 10_000)[:20_000]}} for i in range(400)]
+    pads = {e["id"]: e["payload"] for e in sent}
+
+    async def subscriber(ready: asyncio.Event, posted: asyncio.Event, subscribed: list) -> list[str]:
+        # max_queue=1: the client library stops reading the socket after one frame, until asked.
+        async with websockets.connect(base.replace("http", "ws") + "/api/events/out", subprotocols=["prefect"], max_size=None, max_queue=1) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            assert json.loads(await ws.recv())["type"] == "auth_success"
+            await ws.send(json.dumps({"type": "filter", "filter": {"event": {"prefix": ["t.fan."]}}, "backfill": False}))
+            subscribed.append(ws)
+            if len(subscribed) == 2:
+                ready.set()
+            # Read only once the server has had to keep most of the frames waiting.
+            await posted.wait()
+            ids = []
+            while len(ids) < len(sent):
+                event = json.loads(await asyncio.wait_for(ws.recv(), 30))["event"]
+                assert event["payload"] == pads[event["id"]]
+                ids.append(event["id"])
+            return ids
+
+    async def run():
+        ready, posted, subscribed = asyncio.Event(), asyncio.Event(), []
+        readers = [asyncio.ensure_future(subscriber(ready, posted, subscribed)) for _ in range(2)]
+        await ready.wait()
+        await asyncio.sleep(0.5)
+        # Two batches of 4 MB: more than the sockets' buffers hold, so most of it waits in the
+        # server behind a partial write.
+        for start in (0, 200):
+            body = json.dumps(sent[start : start + 200]).encode()
+            request = urllib.request.Request(base + "/api/events", body, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+            await asyncio.to_thread(urllib.request.urlopen, request)
+        await asyncio.sleep(1)
+        posted.set()
+        return await asyncio.gather(*readers)
+
+    for ids in asyncio.run(run()):
+        assert ids == [e["id"] for e in sent]
+
+
 def test_it_sends_the_close_reason_of_a_refused_auth(asgi_server):
     url = asgi_server.replace("http", "ws") + "/api/events/in"
 
