@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # How long the hub gathers events into one frame per socket: fewer, larger frames cost the
 # server (and the browser) less per event; the first event after a quiet spell goes at once.
 FLUSH_INTERVAL = settings.EVENTFEED_LIVE_FLUSH_MS / 1000
+# How long a flush sends before it lets the loop run other work.
+SEND_SLICE = 0.005
 # channels-redis forgets group members after a day; re-join well before.
 REJOIN_SECONDS = 3600
 
@@ -75,7 +77,8 @@ class Frames:
         self.cache: dict[tuple, str] = {}
 
     def rows(self, events: list[LiveEvent]) -> str:
-        key = tuple(e.id for e in events)
+        # The events live as long as the flush: their identities are keys enough.
+        key = tuple(map(id, events))
         if key not in self.cache:
             self.cache[key] = json.dumps({"type": "rows", "rows": [e.row for e in events]})
         return self.cache[key]
@@ -94,6 +97,7 @@ class Hub:
         self.reader: asyncio.Task | None = None
         self.flush_handle: asyncio.TimerHandle | None = None
         self.last_flush = 0.0
+        self.flushing = asyncio.Lock()
 
     async def subscribe(self, subscriber: Subscriber, f: EventFilter) -> None:
         self.unsubscribe(subscriber)
@@ -162,7 +166,13 @@ class Hub:
             self.flush_handle = loop.call_later(delay, lambda: asyncio.ensure_future(self.flush()))
 
     async def flush(self) -> None:
-        self.flush_handle = None
+        # A flush gives way to the loop while it sends: the next one waits for it, so that a
+        # socket's frames keep their order, and meanwhile takes in every event that arrives.
+        async with self.flushing:
+            self.flush_handle = None
+            await self._flush()
+
+    async def _flush(self) -> None:
         self.last_flush = time.monotonic()
         pending, self.pending = self.pending, defaultdict(list)
         # Each event is rendered once, however many browsers receive it, in a worker thread so
@@ -171,7 +181,17 @@ class Hub:
         if rows:
             await sync_to_async(_render_all, thread_sensitive=False)(list(rows.values()))
         frames = Frames()
-        await asyncio.gather(*(self._deliver(s, events, frames) for s, events in pending.items() if s in self.subscribers))
+        # One socket after another rather than a task each: a send only hands its frame to the
+        # server, which never makes it wait, and a thousand tasks cost more than the sends. The
+        # loop is given back every SEND_SLICE, so that the ingest that stores (and publishes) the
+        # next events does not wait for a thousand sends.
+        slice_end = time.monotonic() + SEND_SLICE
+        for subscriber, events in pending.items():
+            if subscriber in self.subscribers:
+                await self._deliver(subscriber, events, frames)
+            if time.monotonic() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.monotonic() + SEND_SLICE
 
     async def _deliver(self, subscriber: Subscriber, events: list[LiveEvent], frames: Frames) -> None:
         try:
