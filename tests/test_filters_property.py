@@ -37,7 +37,9 @@ def events(draw):
         "id": str(uuid.UUID(int=draw(st.integers(1, 2**64)))),
         "occurred": (T0 + timedelta(seconds=draw(st.integers(0, 600)))).isoformat(),
         "event": draw(st.sampled_from(NAMES)),
-        "resource": {"prefect.resource.id": draw(st.sampled_from(IDS)), **draw(labels)},
+        # A primary resource may carry a role label too: its row keeps it among its labels.
+        "resource": {"prefect.resource.id": draw(st.sampled_from(IDS)), **draw(labels),
+                     **draw(st.sampled_from([{}, {}, {"prefect.resource.role": "flow"}]))},
         "related": related,
         "payload": {"note": draw(st.sampled_from(WORDS + ["nothing", "ano notes", "w\\nx", "x_yz", "W-X"]))},
     }

@@ -135,7 +135,12 @@ class ResourceCondition:
         if self.pairs and (rid, role) not in self.pairs:
             return False
         for label in self.labels:
-            value = rid if label.key == RESOURCE_ID else labels.get(label.key)
+            if label.key == RESOURCE_ID:
+                value = rid
+            elif label.key == RESOURCE_ROLE and role:
+                value = role
+            else:
+                value = labels.get(label.key)
             if not label.matches_value(value):
                 return False
         return True
@@ -326,6 +331,14 @@ def _pattern_q(expr, pattern: str, vendor: str) -> Q:
 
 
 def _label_q(label: LabelCondition, vendor: str, prefix: str, labels_field: str = "labels") -> Q:
+    if label.key == RESOURCE_ROLE and labels_field == "labels":
+        # A related resource's role is its row's `role`; the primary row's role is "", and a
+        # primary resource that carries a role label has it among its labels.
+        role = F(f"{prefix}role")
+        in_labels = KeyTextTransform(RESOURCE_ROLE, f"{prefix}labels")
+        return (Q(**{f"{prefix}role__gt": ""}) & _value_q(role, label, vendor)) | (
+            Q(**{f"{prefix}role": ""}) & _value_q(in_labels, label, vendor)
+        )
     if label.key == RESOURCE_ID:
         expr = F(f"{prefix}resource_id")
     else:
@@ -335,6 +348,11 @@ def _label_q(label: LabelCondition, vendor: str, prefix: str, labels_field: str 
         if vendor == "postgresql" and label.patterns == label.positive and len(label.positive) == 1:
             if _kind(label.positive[0]) == "exact":
                 return Q(**{f"{prefix}{labels_field}__contains": {label.key: label.positive[0]}})
+    return _value_q(expr, label, vendor)
+
+
+def _value_q(expr, label: LabelCondition, vendor: str) -> Q:
+    """The label's value (`expr`, NULL when the label is missing) matches its patterns."""
     q = Q(IsNull(expr, False))
     if label.positive:
         q &= any_q(_pattern_q(expr, p, vendor) for p in label.positive)
@@ -519,14 +537,20 @@ class Matchable:
 
 
 def resource_rows(resource: dict, related: list[dict]):
-    """(id, role, labels but the id) per resource, once per (id, role), as ingest stores them."""
-    seen = set()
-    for labels, role in ((resource, ""), *((r, r[RESOURCE_ROLE]) for r in related)):
-        rid = labels[RESOURCE_ID]
+    """(id, role, labels) per resource, once per (id, role), as ingest stores them.
+
+    The labels leave out what the row's own columns hold: the id, and a related resource's role.
+    Most related resources carry nothing else, so their rows add nothing to the labels index.
+    """
+    rid = resource[RESOURCE_ID]
+    seen = {(rid, "")}
+    yield rid, "", {k: v for k, v in resource.items() if k != RESOURCE_ID}
+    for labels in related:
+        rid, role = labels[RESOURCE_ID], labels[RESOURCE_ROLE]
         if (rid, role) in seen:
             continue
         seen.add((rid, role))
-        yield rid, role, {k: v for k, v in labels.items() if k != RESOURCE_ID}
+        yield rid, role, {k: v for k, v in labels.items() if k != RESOURCE_ID and k != RESOURCE_ROLE}
 
 
 # -- building a filter from Prefect's EventFilter JSON ----------------------------------------

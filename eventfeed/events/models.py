@@ -134,7 +134,8 @@ class EventResource(models.Model):
     event_name = models.CharField(max_length=1024)
     resource_id = models.TextField()
     role = models.CharField(max_length=255, blank=True, default="")
-    # All labels but prefect.resource.id and prefect.resource.role, which have their own columns.
+    # All labels but prefect.resource.id and, for a related resource, prefect.resource.role:
+    # the row's own columns hold them.
     labels = models.JSONField(default=dict)
 
     class Meta:
