@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils.safestring import SafeString
 
 from eventfeed.events import jsoncodec
 from eventfeed.events.schema import validate_event
@@ -40,3 +41,7 @@ def test_it_lets_validation_name_a_lone_surrogate():
 
 def test_it_writes_compact_json_and_keeps_non_ascii():
     assert jsoncodec.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'
+
+
+def test_it_writes_str_subclasses_as_strings():
+    assert jsoncodec.dumps({"a": SafeString("<b>")}) == '{"a":"<b>"}'

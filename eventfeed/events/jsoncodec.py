@@ -44,6 +44,7 @@ def dumps(value: Any) -> str:
     """Compact JSON text, non-ASCII kept as is."""
     try:
         return _encode(value).decode()
-    except UnicodeEncodeError:
-        # A lone surrogate, which validation refuses with the path it is at.
+    except (UnicodeEncodeError, TypeError):
+        # A lone surrogate, which validation refuses with the path it is at, or a str subclass
+        # (a template's SafeString in an emitted event), which msgspec does not take for a str.
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
