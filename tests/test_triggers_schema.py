@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from eventfeed.automations.triggers import (
     TriggerError,
@@ -12,6 +13,7 @@ from eventfeed.automations.triggers import (
     parse_trigger,
     widenings,
 )
+from eventfeed.events.filters import Matchable, glob_match
 from tests.conftest import make_event
 
 
@@ -113,3 +115,74 @@ def test_it_turns_event_patterns_into_a_database_name_filter():
     assert name_filter(parse_trigger({"expect": ["a.b", "c.*"]})[0]) == {"names": ("a.b",), "prefixes": ("c.",)}
     assert name_filter(parse_trigger({"expect": ["a.*.b"]})[0]) is None
     assert name_filter(parse_trigger({"expect": []})[0]) is None
+
+
+# -- the compiled matchers agree with the event filter ------------------------------------------
+
+NAMES = ["a.b.c", "a.b.d", "a.bc", "A.b.c", "b.y.z", "a.b.c.d", "a.b\nc"]
+IDS = ["r.1", "r.10", "R.1", "x.y", "r.1.z", "tag.prod"]
+ROLES = ["flow", "tag", "deployment"]
+KEYS = ["k", "prefect.resource.name"]
+VALUES = ["v", "V", "vv", "w.x", "a*b", "ü-é", "v\nw"]
+PATTERNS = VALUES + IDS + ROLES + ["v*", "*", "?", "w.*", "*x", "!v", "!v*", "!?v", "r.1*", "R.*", "r.?", "a\\*b", "t*", "!tag", "!r.1"]
+NAME_PATTERNS = NAMES + ["a.b.*", "a.*", "*", "*.c", "a.?.c", "a.b?", "A*", "*b*", "b.y.z"]
+
+labels_st = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=2)
+
+
+@st.composite
+def wire_events(draw):
+    related = [
+        {"prefect.resource.id": draw(st.sampled_from(IDS)), "prefect.resource.role": draw(st.sampled_from(ROLES)), **draw(labels_st)}
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    return make_event(draw(st.sampled_from(NAMES)), draw(st.sampled_from(IDS)), related=related, **draw(labels_st))
+
+
+@st.composite
+def specs(draw):
+    keys = KEYS + ["prefect.resource.id", "prefect.resource.role"]
+    return {
+        key: draw(st.one_of(st.sampled_from(PATTERNS), st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3)))
+        for key in draw(st.lists(st.sampled_from(keys), max_size=2, unique=True))
+    }
+
+
+@st.composite
+def event_triggers(draw):
+    return {
+        "match": draw(specs()),
+        "match_related": draw(st.lists(specs(), max_size=2)),
+        "after": draw(st.lists(st.sampled_from(NAME_PATTERNS), max_size=2)),
+        "expect": draw(st.lists(st.sampled_from(NAME_PATTERNS), max_size=2)),
+    }
+
+
+@settings(max_examples=400, deadline=None)
+@given(event_triggers(), st.lists(wire_events(), min_size=1, max_size=5))
+def test_it_matches_events_exactly_as_the_event_filter_and_glob_match_do(data, events):
+    t, _ = parse_trigger(data)
+    for raw in events:
+        event = Matchable.from_wire(raw)
+        name = raw["event"]
+        assert t.expects(name) == (not t.expect or any(glob_match(p, name) for p in t.expect))
+        assert t.starts_after(name) == any(glob_match(p, name) for p in t.after)
+        assert t.covers_resources(raw["resource"], raw["related"]) == t.resource_filter.matches(event)
+        if t.covers(event) and t.required_ids is not None:
+            # The live index files the trigger under these ids: a covered event carries one.
+            scope, ids = t.required_ids
+            carried = {raw["resource"]["prefect.resource.id"]} if scope == "resource" else {r["prefect.resource.id"] for r in raw["related"]}
+            assert carried & ids
+
+
+def test_it_names_the_exact_resource_ids_a_trigger_requires():
+    def required(data):
+        return parse_trigger(data)[0].required_ids
+
+    assert required({"match": {"prefect.resource.id": "a.1"}}) == ("resource", frozenset({"a.1"}))
+    assert required({"match": {"prefect.resource.id": ["a.1", "a.2", "!a.3"]}}) == ("resource", frozenset({"a.1", "a.2"}))
+    assert required({"match": {"prefect.resource.id": "a.*"}, "match_related": [{"prefect.resource.role": "flow"},
+                     {"prefect.resource.id": "f.1", "prefect.resource.role": "flow"}]}) == ("related", frozenset({"f.1"}))
+    assert required({"match": {"prefect.resource.id": ["a.1", "b.*"]}}) is None
+    assert required({"match": {"prefect.resource.id": "!a.1"}}) is None
+    assert required({"expect": ["x"]}) is None

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from eventfeed.events.filters import glob_match
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import iso
 from eventfeed.events.schema import RESOURCE_ID, validate_event
@@ -16,7 +17,7 @@ from eventfeed.events.schema import RESOURCE_ID, validate_event
 from .actions import parse_actions
 from .core import new_state, next_due
 from .models import Automation, TriggerState
-from .triggers import TriggerError, glob_match, parse_trigger
+from .triggers import TriggerError, parse_trigger
 
 FIELDS = {"name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger", "actions_on_resolve", "owner_resource"}
 

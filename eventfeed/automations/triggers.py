@@ -10,10 +10,11 @@ the event store's filter objects, and a one-sentence description.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from eventfeed.events.filters import (
     EventFilter,
@@ -22,7 +23,7 @@ from eventfeed.events.filters import (
     Matchable,
     ResourceCondition,
     _kind,
-    glob_match,
+    glob_regex,
 )
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 
@@ -76,18 +77,63 @@ class EventTrigger:
             return ("*",)
         return self.after + self.expect
 
+    # The matchers below run for every candidate event of every live evaluator: each is built
+    # once per parsed trigger and answers without re-reading the patterns.
+
+    @cached_property
+    def _expects(self) -> Callable[[str], bool]:
+        return pattern_matcher(self.expect) if self.expect else _always
+
+    @cached_property
+    def _starts_after(self) -> Callable[[str], bool]:
+        return pattern_matcher(self.after)
+
+    @cached_property
+    def _resources(self) -> Callable[[dict, list], bool]:
+        return resource_matcher(self.match, self.match_related)
+
+    @cached_property
+    def required_ids(self) -> tuple[str, frozenset[str]] | None:
+        """("resource", ids) when the primary resource must have one of these exact ids,
+        ("related", ids) when some related resource must; None when no exact id is required.
+        The live index files the trigger under those ids, so an event meets it only when it
+        carries one of them."""
+        def exact_ids(spec: dict) -> frozenset[str] | None:
+            value = spec.get(RESOURCE_ID)
+            values = value if isinstance(value, list) else [value] if value is not None else []
+            positive = [v for v in values if not v.startswith("!")]
+            if positive and all(_kind(v) == "exact" for v in positive):
+                return frozenset(positive)
+            return None
+
+        ids = exact_ids(self.match) if self.match else None
+        if ids is not None:
+            return ("resource", ids)
+        for spec in self.match_related:
+            ids = exact_ids(spec)
+            if ids is not None:
+                return ("related", ids)
+        return None
+
+    def covers_resources(self, resource: dict, related: list) -> bool:
+        """The resource half of `covers`, for a caller that has already matched the name."""
+        return self._resources(resource, related)
+
     def expects(self, name: str) -> bool:
-        return not self.expect or any(glob_match(p, name) for p in self.expect)
+        return self._expects(name)
 
     def starts_after(self, name: str) -> bool:
-        return any(glob_match(p, name) for p in self.after)
+        return self._starts_after(name)
 
     def covers(self, event: Matchable) -> bool:
         """Could this event change the trigger's state? (name, then resources)"""
-        name = event.event
-        if not (self.expects(name) or self.starts_after(name)):
+        return self.covers_raw(event.event, event.resource, event.related)
+
+    def covers_raw(self, name: str, resource: dict, related: list) -> bool:
+        """`covers` on the parts of a wire event, before anything is parsed."""
+        if not (self._expects(name) or self._starts_after(name)):
             return False
-        return self.resource_filter.matches(event)
+        return self._resources(resource, related)
 
     def bucket_key(self, event: Matchable) -> tuple[str, ...]:
         return tuple(find_label(event, label) or "" for label in self.for_each)
@@ -132,6 +178,91 @@ def find_label(event: Matchable, label: str) -> str | None:
                 return resource.get(name)
         return None
     return event.resource.get(label)
+
+
+def _always(_value) -> bool:
+    return True
+
+
+def _never(_value) -> bool:
+    return False
+
+
+def pattern_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """`any(glob_match(p, value) for p in patterns)`, compiled: exact names in a set, prefixes
+    in one str.startswith, the other globs in one regex."""
+    exact = frozenset(p for p in patterns if _kind(p) == "exact")
+    prefixes = tuple(p[:-1] for p in patterns if _kind(p) == "prefix")
+    globs = [p for p in patterns if _kind(p) == "glob"]
+    if "" in prefixes:
+        return _always
+    # glob_regex's patterns start with the (?s) flag, which may only come first in a regex.
+    either = "|".join(f"(?:{glob_regex(p).removeprefix('(?s)')})" for p in globs)
+    regex = re.compile(either, re.DOTALL).search if globs else None
+    if not prefixes and regex is None:
+        return exact.__contains__ if exact else _never
+
+    def matches(value: str) -> bool:
+        return value in exact or (bool(prefixes) and value.startswith(prefixes)) or (
+            regex is not None and regex(value) is not None
+        )
+
+    return matches
+
+
+def value_matcher(patterns: tuple[str, ...]) -> Callable[[str | None], bool]:
+    """LabelCondition.matches_value, compiled: a missing label never matches; the positive
+    patterns are ORed and every `!` pattern applies."""
+    condition = LabelCondition("", patterns)
+    if condition.positive and not condition.negative and all(_kind(p) == "exact" for p in condition.positive):
+        # The common case (an id, a role, a state type): a set lookup, and None is never in it.
+        return frozenset(condition.positive).__contains__
+    positive = pattern_matcher(condition.positive) if condition.positive else None
+    negative = pattern_matcher(condition.negative) if condition.negative else None
+
+    def matches(value: str | None) -> bool:
+        if value is None:
+            return False
+        if positive is not None and not positive(value):
+            return False
+        return negative is None or not negative(value)
+
+    return matches
+
+
+def spec_matcher(spec: dict) -> Callable[[dict], bool]:
+    """One resource's labels (the id included, as on the wire) against a match specification."""
+    checks = tuple((key, value_matcher(tuple(v) if isinstance(v, list) else (v,))) for key, v in spec.items())
+
+    def matches(labels: dict) -> bool:
+        for key, check in checks:
+            if not check(labels.get(key)):
+                return False
+        return True
+
+    return matches
+
+
+def resource_matcher(match: dict, match_related: tuple[dict, ...]) -> Callable[[dict, list], bool]:
+    """`resource_filter.matches` on a wire event's resource and related list: `match` on the
+    primary resource, each `match_related` spec on some related resource. Like the filter, a
+    related resource repeated with the same id and role counts with its first labels only."""
+    primary = spec_matcher(match) if match else None
+    related_specs = tuple(spec_matcher(spec) for spec in match_related if spec)
+
+    def first_of_its_kind(related: list, i: int) -> bool:
+        key = (related[i][RESOURCE_ID], related[i][RESOURCE_ROLE])
+        return all((r[RESOURCE_ID], r[RESOURCE_ROLE]) != key for r in related[:i])
+
+    def matches(resource: dict, related: list) -> bool:
+        if primary is not None and not primary(resource):
+            return False
+        for spec in related_specs:
+            if not any(spec(r) and first_of_its_kind(related, i) for i, r in enumerate(related)):
+                return False
+        return True
+
+    return matches
 
 
 # -- parsing ----------------------------------------------------------------------------------
