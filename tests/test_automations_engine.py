@@ -232,3 +232,51 @@ def test_it_evaluates_an_event_delivered_twice_only_once(db):
     assert Firing.objects.filter(automation=a).count() == 3
     engine.forget_claims(datetime.now(timezone.utc) + timedelta(hours=2))
     assert len(engine.evaluate(events)) == 2
+
+
+def test_it_meets_a_trigger_only_through_the_resource_ids_it_requires(db):
+    a = automation({"expect": ["x"], "match_related": {"prefect.resource.id": ["d.1", "d.2"], "prefect.resource.role": "deployment"}})
+    candidates = engine.current_index().candidates("x")
+    assert not candidates.anywhere and set(candidates.by_related) == {"d.1", "d.2"}
+
+    def related(rid, role="deployment"):
+        return [{"prefect.resource.id": rid, "prefect.resource.role": role}]
+
+    events = [make_event("x", "r", related=related("d.2")), make_event("x", "r", related=related("d.3")),
+              make_event("x", "r", related=related("d.1", "flow")), make_event("y", "r", related=related("d.1"))]
+    [firing] = engine.evaluate([wire(e) for e in store_events(*events).stored])
+    assert str(firing.triggering_event_id) == events[0]["id"]
+    assert Firing.objects.filter(automation=a).count() == 1
+
+
+def test_it_evaluates_a_batch_in_the_same_few_queries_however_many_automations_it_touches(db, django_assert_max_num_queries):
+    t = datetime.now(timezone.utc)
+    counters = [automation({"expect": ["x"], "threshold": 1000, "for_each": ["prefect.resource.id"]}) for _ in range(12)]
+    watchers = [automation({"posture": "Proactive", "after": ["x"], "expect": ["y"], "within": 60, "for_each": ["prefect.resource.id"]})
+                for _ in range(12)]
+    engine.current_index()
+    events = [wire(e) for e in store_events(*[make_event("x", f"r{i}", occurred=t + timedelta(seconds=i)) for i in range(50)]).stored]
+    # The index check, the claim, the states read and locked, the states written back.
+    with django_assert_max_num_queries(6):
+        assert engine.evaluate(events) == []
+    for a in counters + watchers:
+        assert len(TriggerState.objects.get(automation=a).state["b"]) == 50
+    assert all(TriggerState.objects.get(automation=a).next_due is not None for a in watchers)
+
+
+def test_it_leaves_the_state_of_an_automation_that_fails_alone_and_counts_the_others(db, monkeypatch):
+    broken = automation({"expect": ["x"], "threshold": 2})
+    fine = automation({"expect": ["x"], "threshold": 2})
+    real = engine.core.on_event
+
+    def on_event(trigger, state, event):
+        if trigger is engine.current_index().entries[broken.id].trigger:
+            state["b"]["garbage"] = {}
+            raise RuntimeError("a broken automation")
+        return real(trigger, state, event)
+
+    monkeypatch.setattr(engine.core, "on_event", on_event)
+    events = [wire(e) for e in store_events(make_event("x", "r1"), make_event("x", "r2")).stored]
+    [firing] = engine.evaluate(events)
+    assert firing.automation_id == fine.id
+    assert TriggerState.objects.get(automation=broken).state["b"] == {}

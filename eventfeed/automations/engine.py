@@ -1,19 +1,27 @@
 """Live evaluation: events from the channel layer and clock ticks through the core, with the
 state in the database, and firings recorded as events and action runs.
 
-Cheap per event: an in-memory index of the enabled automations by the event names their
-triggers look at, and each trigger's match checked in Python, before any database work. Only
-automations an event can change cost a transaction, and one transaction covers all the events
-of a batch for that automation.
+Cheap per event, because the evaluator sees every stored event:
+
+- the enabled automations are indexed by the event names their triggers look at, and the
+  candidates for a name are worked out once (a deployment has a few hundred names), so an
+  event meets only the triggers that name it;
+- each candidate checks the event's resources on the wire dict, with matchers compiled once
+  per trigger; only the events that some trigger covers are parsed;
+- the database work is per published batch, not per event or per automation: one claim of the
+  covered events, then one transaction that locks the state rows of every automation the batch
+  changes (in id order, so evaluators never deadlock), counts in Python, writes the states back
+  in one statement and records every firing with bulk inserts and a single ingest.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection, transaction
@@ -27,22 +35,54 @@ from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, validate_event
 from . import core, store
 from .actions import full_event
 from .models import ActionRun, Automation, EvaluatedEvent, Firing, TriggerState
-from .triggers import PROACTIVE, REACTIVE, EventTrigger, Trigger, parse_trigger
+from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
 log = logging.getLogger(__name__)
 
 TICK_BATCH = 50
 # Longer than any channel-layer redelivery (channels-redis expires messages after 60 s).
 CLAIMS_KEPT = timedelta(hours=1)
+# Distinct event names whose candidates are remembered; past it the memo starts again (a
+# producer inventing names must not grow the process without bound).
+NAMES_KEPT = 10_000
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
     automation_id: uuid.UUID
     trigger: Trigger
     # A lone reactive trigger with threshold 1 and no `after` keeps no state: it fires per
     # matching event without taking the state row's lock.
     stateless: bool
+    # Its own events, which it never evaluates (no feedback loop).
+    resource_id: str = field(init=False)
+
+    def __post_init__(self):
+        self.resource_id = f"prefect.automation.{self.automation_id}"
+
+
+@dataclass
+class Candidates:
+    """The event triggers that look at one event name, filed by the exact resource ids they
+    require (`EventTrigger.required_ids`): an event meets the ones under its own ids and the
+    ones that require no id."""
+
+    anywhere: tuple[tuple[Entry, EventTrigger], ...] = ()
+    by_resource: dict[str, tuple[tuple[Entry, EventTrigger], ...]] = field(default_factory=dict)
+    by_related: dict[str, tuple[tuple[Entry, EventTrigger], ...]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.anywhere or self.by_resource or self.by_related)
+
+    def for_event(self, resource: dict, related: list) -> list[tuple[Entry, EventTrigger]]:
+        found = list(self.anywhere)
+        if self.by_resource:
+            found += self.by_resource.get(resource.get(RESOURCE_ID), ())
+        if self.by_related:
+            by_related = self.by_related
+            for r in related:
+                found += by_related.get(r.get(RESOURCE_ID), ())
+        return found
 
 
 class TriggerIndex:
@@ -50,9 +90,9 @@ class TriggerIndex:
 
     def __init__(self, automations):
         self.entries: dict[uuid.UUID, Entry] = {}
-        self.exact: dict[str, set[uuid.UUID]] = defaultdict(set)
-        self.prefixes: list[tuple[str, uuid.UUID]] = []
-        self.globs: list[tuple[str, uuid.UUID]] = []
+        self.exact: dict[str, list[tuple[Entry, EventTrigger]]] = defaultdict(list)
+        self.patterns: list[tuple[str, Entry, EventTrigger]] = []
+        self._by_name: dict[str, Candidates] = {}
         for a in automations:
             try:
                 trigger, _ = parse_trigger(a.trigger)
@@ -62,22 +102,41 @@ class TriggerIndex:
             stateless = isinstance(trigger, EventTrigger) and trigger.posture == REACTIVE and (
                 trigger.threshold == 1 and not trigger.after
             )
-            self.entries[a.id] = Entry(a.id, trigger, stateless)
+            entry = self.entries[a.id] = Entry(a.id, trigger, stateless)
             for t in trigger.event_triggers:
                 for pattern in t.patterns:
-                    kind = _kind(pattern)
-                    if kind == "exact":
-                        self.exact[pattern].add(a.id)
-                    elif kind == "prefix":
-                        self.prefixes.append((pattern[:-1], a.id))
+                    if _kind(pattern) == "exact":
+                        self.exact[pattern].append((entry, t))
                     else:
-                        self.globs.append((pattern, a.id))
+                        self.patterns.append((pattern, entry, t))
 
-    def candidates(self, name: str) -> set[uuid.UUID]:
-        out = set(self.exact.get(name, ()))
-        out.update(a for prefix, a in self.prefixes if name.startswith(prefix))
-        out.update(a for pattern, a in self.globs if glob_match(pattern, name))
-        return out
+    def candidates(self, name: str) -> Candidates:
+        """The event triggers (with their automations) that look at events of this name."""
+        found = self._by_name.get(name)
+        if found is None:
+            pairs = self.exact.get(name, []) + [(e, t) for p, e, t in self.patterns if glob_match(p, name)]
+            anywhere: list = []
+            filed: dict[str, dict[str, list]] = {"resource": defaultdict(list), "related": defaultdict(list)}
+            seen = set()
+            for entry, t in pairs:
+                if id(t) in seen:  # a trigger naming the event twice (after and expect)
+                    continue
+                seen.add(id(t))
+                if t.required_ids is None:
+                    anywhere.append((entry, t))
+                else:
+                    scope, ids = t.required_ids
+                    for rid in ids:
+                        filed[scope][rid].append((entry, t))
+            found = Candidates(
+                tuple(anywhere),
+                {rid: tuple(ts) for rid, ts in filed["resource"].items()},
+                {rid: tuple(ts) for rid, ts in filed["related"].items()},
+            )
+            if len(self._by_name) >= NAMES_KEPT:
+                self._by_name.clear()
+            self._by_name[name] = found
+        return found
 
 
 _index_lock = threading.Lock()
@@ -99,37 +158,27 @@ def evaluate(events: list[dict]) -> list[Firing]:
     index = current_index()
     if not index.entries:
         return []
-    wire = {}
-    todo: dict[uuid.UUID, list[Matchable]] = defaultdict(list)
+    covered: dict[Entry, list[dict]] = defaultdict(list)
     for data in events:
-        event = Matchable.from_wire(data)
-        candidates = index.candidates(event.event)
+        candidates = index.candidates(data["event"])
         if not candidates:
             continue
-        wire[str(event.id)] = data
-        for automation_id in candidates:
+        resource, related = data["resource"], data.get("related") or []
+        own = resource.get(RESOURCE_ID)
+        done = set()
+        for entry, t in candidates.for_event(resource, related):
             # An automation never reacts to the events it emitted itself (no feedback loop).
-            if event.resource.get(RESOURCE_ID) == f"prefect.automation.{automation_id}":
+            if entry in done or own == entry.resource_id:
                 continue
-            entry = index.entries[automation_id]
-            if any(t.covers(event) for t in entry.trigger.event_triggers):
-                todo[automation_id].append(event)
-    if not todo:
+            if t.covers_resources(resource, related):
+                done.add(entry)
+                covered[entry].append(data)
+    if not covered:
         return []
-    fresh = claim({e.id for events in todo.values() for e in events})
-    fired = []
-    for automation_id, matched in todo.items():
-        matched = [e for e in matched if e.id in fresh]
-        if not matched:
-            continue
-        matched.sort(key=lambda e: (e.occurred, str(e.id)))
-        entry = index.entries[automation_id]
-        try:
-            fired += _evaluate_one(entry, matched, wire)
-        except Exception:
-            # One broken automation must not stop the others.
-            log.exception("automation %s: evaluation failed", automation_id)
-    return fired
+    wire = {data["id"]: data for matched in covered.values() for data in matched}
+    parsed = {key: Matchable.from_wire(data) for key, data in wire.items()}
+    todo = {entry: [parsed[data["id"]] for data in matched] for entry, matched in covered.items()}
+    return _evaluate_batch(todo, wire)
 
 
 def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -139,7 +188,8 @@ def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
     table = EvaluatedEvent._meta.db_table
     field = EvaluatedEvent._meta.get_field("event_id")
     at = EvaluatedEvent._meta.get_field("at").get_db_prep_value(timezone.now(), connection)
-    rows = [(field.get_db_prep_value(i, connection), at) for i in ids]
+    # In id order: evaluators claiming overlapping batches take the rows in the same order.
+    rows = [(field.get_db_prep_value(i, connection), at) for i in sorted(ids)]
     with connection.cursor() as cursor:
         # One statement: atomic without a transaction; RETURNING names the rows it inserted
         # (PostgreSQL, and SQLite >= 3.35).
@@ -155,28 +205,120 @@ def forget_claims(now: datetime) -> None:
     EvaluatedEvent.objects.filter(at__lt=now - CLAIMS_KEPT).delete()
 
 
-def _evaluate_one(entry: Entry, events: list[Matchable], wire: dict) -> list[Firing]:
+def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict) -> list[Firing]:
+    """Count the batch for every automation it touches, in one transaction. The states are read
+    and written as bare (id, JSON) rows: model instances of every automation for every batch
+    cost more than the counting. Automations are loaded only when they fire."""
+    now = timezone.now()
     with transaction.atomic():
-        automation = Automation.objects.filter(pk=entry.automation_id, enabled=True).first()
-        if automation is None:
+        # Claimed in the same transaction: an evaluator that fails leaves the events to the
+        # next reader, and one that takes a batch another is still evaluating waits for it,
+        # then skips what it evaluated.
+        fresh = claim({e.id for events in todo.values() for e in events})
+        todo = {entry: [e for e in events if e.id in fresh] for entry, events in todo.items()}
+        todo = {entry: sorted(events, key=lambda e: (e.occurred, str(e.id))) for entry, events in todo.items() if events}
+        stateful = [entry for entry in todo if not entry.stateless]
+        states = _lock_states(sorted(entry.automation_id for entry in stateful))
+        changed: list[tuple[uuid.UUID, dict, datetime | None]] = []
+        fired: list[tuple[Entry, list[core.Firing]]] = []
+        for entry, events in todo.items():
+            try:
+                if entry.stateless:
+                    state = core.new_state()
+                else:
+                    if entry.automation_id not in states:
+                        states.update(_missing_state(entry.automation_id))
+                    if entry.automation_id not in states:
+                        continue  # disabled since the index was built
+                    state = states[entry.automation_id] or core.new_state()
+                firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
+                if not entry.stateless:
+                    changed.append((entry.automation_id, state, _due(entry.trigger, state)))
+            except Exception:
+                # One broken automation must not stop the others; on an exception its state is
+                # not written back.
+                log.exception("automation %s: evaluation failed", entry.automation_id)
+                continue
+            if firings:
+                fired.append((entry, firings))
+        _write_states(changed, now)
+        if not fired:
             return []
-        if entry.stateless:
-            state = core.new_state()
-            firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
-            return record_firings(automation, entry.trigger, firings, wire)
-        row = TriggerState.objects.select_for_update().filter(automation=automation).first()
-        if row is None:
-            row = TriggerState.objects.create(automation=automation, state=core.new_state())
-        state = row.state or core.new_state()
-        firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
-        _save_state(row, entry.trigger, state)
-        return record_firings(automation, entry.trigger, firings, wire)
+        automations = Automation.objects.in_bulk([entry.automation_id for entry, _ in fired])
+        return record_many(
+            [(automations[entry.automation_id], entry.trigger, firings) for entry, firings in fired
+             if entry.automation_id in automations and automations[entry.automation_id].enabled],
+            wire,
+        )
+
+
+def _db(field_name: str, value):
+    field = TriggerState._meta.get_field(field_name)
+    return field.get_db_prep_value(value, connection)
+
+
+def _lock_states(ids: list[uuid.UUID]) -> dict[uuid.UUID, dict | None]:
+    """The states of these automations that are enabled, their rows locked until the commit
+    (taken in id order, so two evaluators never wait on each other in a cycle)."""
+    if not ids:
+        return {}
+    state_table, automation_table = TriggerState._meta.db_table, Automation._meta.db_table
+    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.automation_id, s.state FROM {state_table} s JOIN {automation_table} a ON a.id = s.automation_id "
+            f"WHERE s.automation_id IN ({', '.join(['%s'] * len(ids))}) AND a.enabled ORDER BY s.automation_id{lock}",
+            [_db("automation", i) for i in ids],
+        )
+        rows = cursor.fetchall()
+    out = {}
+    for automation_id, state in rows:
+        out[uuid.UUID(str(automation_id))] = json.loads(state) if isinstance(state, (str, bytes)) else state
+    return out
+
+
+def _missing_state(automation_id: uuid.UUID) -> dict[uuid.UUID, dict]:
+    """The state of an enabled automation that has no row yet (nothing when it is disabled)."""
+    automation = Automation.objects.filter(pk=automation_id, enabled=True).first()
+    if automation is None:
+        return {}
+    row, _ = TriggerState.objects.select_for_update().get_or_create(automation=automation, defaults={"state": core.new_state()})
+    return {automation_id: row.state}
+
+
+def _write_states(rows: list[tuple[uuid.UUID, dict, datetime | None]], now: datetime) -> None:
+    """All the states in one statement: Django's bulk_update builds a CASE per row and column,
+    which cost more than the counting itself."""
+    if not rows:
+        return
+    table = TriggerState._meta.db_table
+    values = [
+        (_db("automation", automation_id), json.dumps(state), _db("next_due", due), _db("updated", now))
+        for automation_id, state, due in rows
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS t SET state = v.state::jsonb, next_due = v.next_due::timestamptz, "
+                f"updated = v.updated::timestamptz FROM (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(values))}) "
+                "AS v(id, state, next_due, updated) WHERE t.automation_id = v.id::uuid",
+                [x for row in values for x in row],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET state = %s, next_due = %s, updated = %s WHERE automation_id = %s",
+                [(state, due, updated, automation_id) for automation_id, state, due, updated in values],
+            )
+
+
+def _due(trigger: Trigger, state: dict) -> datetime | None:
+    due = core.next_due(trigger, state)
+    return None if due is None else datetime.fromtimestamp(max(due, 0), dt_timezone.utc)
 
 
 def _save_state(row: TriggerState, trigger: Trigger, state: dict) -> None:
-    due = core.next_due(trigger, state)
     row.state = state
-    row.next_due = None if due is None else datetime.fromtimestamp(max(due, 0), dt_timezone.utc)
+    row.next_due = _due(trigger, state)
     row.save(update_fields=["state", "next_due", "updated"])
 
 
@@ -210,20 +352,45 @@ def tick(now: datetime | None = None) -> list[Firing]:
 
 
 def record_firings(automation: Automation, trigger: Trigger, firings: list[core.Firing], wire: dict) -> list[Firing]:
-    """Store the firings, their prefect.automation.triggered/.resolved events (one ingest for
-    all of them) and their action runs, inside the caller's transaction, so a rolled-back
-    evaluation leaves no trace."""
-    if not firings:
-        return []
+    return record_many([(automation, trigger, firings)], wire)
+
+
+def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wire: dict) -> list[Firing]:
+    """Store the firings of (automation, trigger, firings) groups, their
+    prefect.automation.triggered/.resolved events (one ingest for all of them) and their action
+    runs, inside the caller's transaction, so a rolled-back evaluation leaves no trace."""
+    now = timezone.now()
     events: list = []
-    rows = [record_firing(automation, trigger, f, wire, events) for f in firings]
+    rows: list[Firing] = []
+    runs: list[ActionRun] = []
+    fired: set = set()
+    for automation, trigger, firings in groups:
+        for firing in firings:
+            row = record_firing(automation, trigger, firing, wire, events, now)
+            rows.append(row)
+            fired.add(automation.pk)
+            actions = (
+                automation.actions + automation.actions_on_trigger
+                if firing.kind == Firing.TRIGGERED
+                else automation.actions_on_resolve
+            )
+            runs += [ActionRun(firing=row, automation=automation, index=i, action=a, next_attempt=now) for i, a in enumerate(actions)]
+    if not rows:
+        return []
+    Firing.objects.bulk_create(rows)
+    ActionRun.objects.bulk_create(runs)
+    Automation.objects.filter(pk__in=fired).update(last_fired=now)
     ingest(events)
+    if runs:
+        from . import service
+
+        transaction.on_commit(service.wake_actions)
     return rows
 
 
-def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing, wire: dict, events: list) -> Firing:
-    """One firing's rows; its event is appended to `events` for the caller to ingest."""
-    now = timezone.now()
+def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing, wire: dict, events: list,
+                  now: datetime) -> Firing:
+    """One firing's row (not saved yet); its event is appended to `events` for the caller to ingest."""
     slim = firing.event
     triggering = None
     if slim is not None:
@@ -249,7 +416,7 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
         raw["payload"]["triggering_event"] = slim
         event, problems = validate_event(raw)
     events.append(event)
-    row = Firing.objects.create(
+    return Firing(
         automation=automation,
         kind=firing.kind,
         at=now,
@@ -258,15 +425,3 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
         labels=firing.labels,
         event_id=event_id,
     )
-    Automation.objects.filter(pk=automation.pk).update(last_fired=now)
-    actions = (
-        automation.actions + automation.actions_on_trigger if firing.kind == Firing.TRIGGERED else automation.actions_on_resolve
-    )
-    ActionRun.objects.bulk_create(
-        [ActionRun(firing=row, automation=automation, index=i, action=a, next_attempt=now) for i, a in enumerate(actions)]
-    )
-    if actions:
-        from . import service
-
-        transaction.on_commit(service.wake_actions)
-    return row

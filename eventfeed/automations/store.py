@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, Max
+from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed.events.filters import glob_match
@@ -149,9 +148,11 @@ def automation_json(a: Automation) -> dict:
 
 
 def generation() -> tuple:
-    """Changes whenever an automation is created, changed or deleted."""
-    agg = Automation.objects.aggregate(m=Max("updated"), n=Count("id"))
-    return agg["m"], agg["n"]
+    """Changes whenever an automation is created, changed or deleted. Asked before every batch
+    the evaluator takes: plain SQL, as the ORM's aggregate costs more than the answer."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT max(updated), count(*) FROM {Automation._meta.db_table}")
+        return tuple(cursor.fetchone())
 
 
 def _trigger_ids(trigger: dict) -> list[str]:
