@@ -47,3 +47,26 @@ async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transac
         await asyncio.gather(*workers, return_exceptions=True)
         for layer in layers:
             await layer.group_discard("events", service.CHANNEL)
+
+
+async def test_it_evaluates_what_arrives_within_the_linger_as_one_batch_up_to_its_cap(monkeypatch):
+    from channels.layers import InMemoryChannelLayer
+
+    monkeypatch.setattr(service, "CHANNEL", f"automations-test-{uuid.uuid4().hex}")
+    monkeypatch.setattr(service, "BATCH_EVENTS", 6)
+    batches = []
+    monkeypatch.setattr(service.engine, "evaluate", lambda events: batches.append([e["n"] for e in events]))
+    layer = InMemoryChannelLayer()
+    worker = asyncio.ensure_future(service.Service(layer=layer)._consumer())
+    try:
+        await asyncio.sleep(0.05)
+        for m in range(5):
+            await layer.group_send("events", {"type": "events.stored", "events": [{"n": 3 * m + i} for i in range(3)]})
+        for _ in range(50):
+            if sum(len(b) for b in batches) == 15:
+                break
+            await asyncio.sleep(0.05)
+        assert batches == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11], [12, 13, 14]]
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
