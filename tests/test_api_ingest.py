@@ -211,3 +211,21 @@ def test_it_answers_an_unconvertible_year_with_422_not_500(client, auth):
     bad["occurred"] = "0001-01-01T00:30:00+01:00"
     r = post(client, [bad], auth)
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "[0].occurred"
+
+
+def test_it_stores_the_rest_of_a_batch_when_another_writer_stored_some_ids_first(client, auth, monkeypatch):
+    # The duplicate check is not a lock: another batch can commit one of these ids between the
+    # check and the write. Here the check misses an id stored before, as it would in that race.
+    from eventfeed.events import ingest
+
+    first, second = make_event(), make_event()
+    post(client, [first], auth)
+    real = ingest.already_stored
+    calls = []
+    monkeypatch.setattr(ingest, "already_stored", lambda ids: set() if not calls.append(ids) and len(calls) == 1 else real(ids))
+    r = post(client, [first, second], auth)
+    assert r.status_code == 200
+    assert r.json() == {"new": 1, "duplicates": 1}
+    assert len(calls) == 2
+    assert EventResource.objects.filter(event_id=first["id"]).count() == 1
+    assert EventResource.objects.filter(event_id=second["id"]).count() == 1

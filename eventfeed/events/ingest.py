@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -66,12 +65,8 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
 
     with transaction.atomic():
         existing = already_stored(list(unique))
-        fresh = [e for e in unique.values() if e.id not in existing]
+        fresh = _store([e for e in unique.values() if e.id not in existing])
         if fresh:
-            if connection.vendor == "postgresql":
-                fresh = _store_postgres(fresh)
-            else:
-                _store_orm(fresh)
             add_counts(fresh)
             transaction.on_commit(lambda: publish(fresh))
     return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
@@ -205,48 +200,39 @@ def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
     return "".join(event_lines), "".join(resource_lines)
 
 
-def _copy_rows(cursor, events: list[CleanEvent]) -> None:
+def _copy_rows(events: list[CleanEvent]) -> None:
     event_text, resource_text = copy_text(events)
-    with cursor.copy(f"COPY {Event._meta.db_table} ({EVENT_COLUMNS}) FROM STDIN") as copy:
-        copy.write(event_text)
-    with cursor.copy(f"COPY {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) FROM STDIN") as copy:
-        copy.write(resource_text)
+    # The raw cursor's COPY; its errors become Django's (IntegrityError for a duplicate id), as
+    # the cursor wrapper's would.
+    with connection.cursor() as wrapper, connection.wrap_database_errors:
+        cursor = wrapper.cursor
+        with cursor.copy(f"COPY {Event._meta.db_table} ({EVENT_COLUMNS}) FROM STDIN") as copy:
+            copy.write(event_text)
+        with cursor.copy(f"COPY {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) FROM STDIN") as copy:
+            copy.write(resource_text)
 
 
-def _store_postgres(events: list[CleanEvent]) -> list[CleanEvent]:
-    """COPY both tables; if another writer stored one of these ids meanwhile, insert row by row.
+def _store(events: list[CleanEvent]) -> list[CleanEvent]:
+    """Write the events and their resource rows (COPY on PostgreSQL); returns those stored.
 
-    The duplicate check before this is not a lock, so two batches carrying the same id can race
-    to here. The loser's COPY fails on the primary key and falls back to ON CONFLICT DO NOTHING,
-    which tells exactly which events were new.
+    The duplicate check before this is not a lock: a concurrent batch carrying some of the same
+    ids can commit between the check and the write, which then fails on the primary key. Those
+    ids are visible by then, so the write is retried without them.
     """
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                _copy_rows(cursor.cursor, events)
-        return events
-    except IntegrityError:
-        log.info("ingest: concurrent duplicate ids, falling back to row-by-row insert")
-    stored = []
-    with connection.cursor() as cursor:
-        for e in events:
-            cursor.execute(
-                f"INSERT INTO {Event._meta.db_table} ({EVENT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                [
-                    e.id, e.occurred, e.received, e.event, e.resource_id, json.dumps(e.resource),
-                    json.dumps(e.related), json.dumps(e.payload), e.follows, words_sql(e.words, "postgresql"),
-                ],
-            )
-            if cursor.fetchone() is not None:
-                stored.append(e)
-        for e in stored:
-            for rid, role, labels in _resource_rows(e):
-                cursor.execute(
-                    f"INSERT INTO {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s)",
-                    [e.id, e.occurred, e.event, rid, role, json.dumps(labels)],
-                )
-    return stored
+    write = _copy_rows if connection.vendor == "postgresql" else _store_orm
+    while events:
+        try:
+            with transaction.atomic():
+                write(events)
+            return events
+        except IntegrityError:
+            existing = already_stored([e.id for e in events])
+            remaining = [e for e in events if e.id not in existing]
+            if len(remaining) == len(events):
+                raise  # not a duplicate id: a real error
+            log.info("ingest: %d ids stored meanwhile by another writer", len(events) - len(remaining))
+            events = remaining
+    return events
 
 
 _sending: set[asyncio.Task] = set()
