@@ -118,6 +118,22 @@ def test_it_previews_a_related_resource_trigger(owner_client, db):
     assert (data["preview"]["matched"], data["preview"]["fired"]) == (1, 1)
 
 
+def test_it_previews_role_conditions_as_the_live_trigger_counts_them(owner_client, db):
+    # A role condition, exact or a glob, on a related resource, and a primary resource that
+    # carries a role label of its own: the database pre-selection must not drop any of them.
+    flow = [{"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"}]
+    store_events(make_event("prefect.flow-run.Failed", "prefect.flow-run.1", related=flow),
+                 make_event("prefect.flow-run.Failed", "prefect.flow-run.2", **{"prefect.resource.role": "primary"}),
+                 make_event("prefect.flow-run.Failed", "prefect.flow-run.3"))
+    for trigger, matched in [
+        ({**TRIGGER, "match_related": {"prefect.resource.role": "fl*"}}, 1),
+        ({**TRIGGER, "match_related": {"prefect.resource.role": "flow"}}, 1),
+        ({**TRIGGER, "match": {"prefect.resource.role": "primary"}}, 1),
+    ]:
+        data = owner_client.post("/automations/preview", {"trigger": trigger}, content_type="application/json").json()
+        assert data["preview"]["matched"] == matched, trigger
+
+
 def test_it_answers_a_bad_trigger_with_paths(owner_client, db):
     response = owner_client.post("/automations/preview", {"trigger": {"type": "compound", "triggers": [{"within": "x"}]}},
                                  content_type="application/json")

@@ -3,12 +3,10 @@ computed with the live core over events the database pre-selects with the same f
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
-from eventfeed.events.filters import EventFilter, Matchable, ResourceCondition
+from eventfeed.events.filters import EventFilter, Matchable
 from eventfeed.events.models import Event
-from eventfeed.events.schema import RESOURCE_ROLE
 
 from .core import simulate
 from .triggers import EventTrigger, Trigger, name_filter
@@ -18,24 +16,11 @@ MAX_EVENTS = 5000
 SHOWN_FIRINGS = 5
 
 
-def _db_condition(condition: ResourceCondition) -> ResourceCondition:
-    """The stored resource rows keep the role in a column, not among the labels: a role label
-    becomes the column condition when it is exact, and is otherwise left to the Python check
-    (the pre-selection may be wider than the trigger, never narrower)."""
-    labels, roles = [], ()
-    for label in condition.labels:
-        if label.key != RESOURCE_ROLE:
-            labels.append(label)
-        elif label.patterns == label.positive and not any(c in p for p in label.positive for c in "*?"):
-            roles = label.positive
-    return replace(condition, labels=tuple(labels), roles=roles)
-
-
 def candidate_filter(t: EventTrigger, since: datetime, until: datetime) -> EventFilter:
     names = name_filter(t) or {}
     return EventFilter(
         since=since, until=until, order="ASC",
-        resources=tuple(_db_condition(c) for c in t.resource_filter.resources),
+        resources=t.resource_filter.resources,
         **names,
     )
 
