@@ -255,7 +255,8 @@ class EventFilter:
                 cond &= Q(**{f"{occurred}__gte": t}) & (Q(**{f"{occurred}__gt": t}) | Q(**{f"{pk}__gt": last}))
             else:
                 cond &= Q(**{f"{occurred}__lte": t}) & (Q(**{f"{occurred}__lt": t}) | Q(**{f"{pk}__lt": last}))
-        qs = Event.objects.filter(cond)
+        # `words` is for the index only; read back, it would be split into a list on every row.
+        qs = Event.objects.defer("words").filter(cond)
         if self.distinct:
             newest = Window(RowNumber(), partition_by=[F("resource_id")], order_by=[F("occurred").desc(), F("id").desc()])
             qs = qs.annotate(_nth=newest).filter(_nth=1)
