@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from . import jsoncodec
 from .filters import resource_rows
-from .models import Event, EventCount, EventResource, iso, words_sql
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, words_sql
+from .models import prefect_shape as wire
 from .schema import CleanEvent
 
 log = logging.getLogger(__name__)
@@ -35,20 +36,6 @@ class IngestResult:
 
     def as_dict(self) -> dict[str, int]:
         return {"new": self.new, "duplicates": self.duplicates}
-
-
-def wire(event: CleanEvent) -> dict:
-    """An event in Prefect's ReceivedEvent shape, for the channel layer and the read APIs."""
-    return {
-        "occurred": iso(event.occurred),
-        "event": event.event,
-        "resource": event.resource,
-        "related": event.related,
-        "payload": event.payload,
-        "id": str(event.id),
-        "follows": str(event.follows) if event.follows else None,
-        "received": iso(event.received),
-    }
 
 
 def ingest(events: Sequence[CleanEvent]) -> IngestResult:
@@ -80,12 +67,11 @@ def _resource_rows(event: CleanEvent):
 def add_counts(events: list[CleanEvent]) -> None:
     """Add the events to the per-minute and per-hour counts (EventCount), in sorted key order so
     that concurrent batches lock the same rows in the same order."""
+    per_minute = Counter((e.occurred.astimezone(dt_timezone.utc).replace(second=0, microsecond=0), e.event) for e in events)
     counts: Counter = Counter()
-    for e in events:
-        minute = e.occurred.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
-        counts[(60, minute, e.event)] += 1
-        counts[(900, minute.replace(minute=minute.minute - minute.minute % 15), e.event)] += 1
-        counts[(3600, minute.replace(minute=0), e.event)] += 1
+    for (minute, name), n in per_minute.items():
+        for width in ROLLUP_WIDTHS:
+            counts[(width, bucket_start(minute, width), name)] += n
     table = EventCount._meta.db_table
     rows = sorted(counts.items())
     upsert = f" ON CONFLICT (width, bucket, event) DO UPDATE SET count = {table}.count + excluded.count"

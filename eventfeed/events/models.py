@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timezone as dt_timezone
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
@@ -96,22 +97,23 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.event} {self.resource_id} @ {self.occurred.isoformat()}"
 
-    @property
-    def resource_name(self) -> str:
-        return self.resource.get("prefect.resource.name") or self.resource_id
-
     def as_prefect(self) -> dict:
-        """The event in Prefect's ReceivedEvent shape, as every read API returns it."""
-        return {
-            "occurred": iso(self.occurred),
-            "event": self.event,
-            "resource": self.resource,
-            "related": self.related,
-            "payload": self.payload,
-            "id": str(self.id),
-            "follows": str(self.follows) if self.follows else None,
-            "received": iso(self.received),
-        }
+        return prefect_shape(self)
+
+
+def prefect_shape(event) -> dict:
+    """An event (stored, or validated and about to be) in Prefect's ReceivedEvent shape, as every
+    read API returns it and as ingest publishes it."""
+    return {
+        "occurred": iso(event.occurred),
+        "event": event.event,
+        "resource": event.resource,
+        "related": event.related,
+        "payload": event.payload,
+        "id": str(event.id),
+        "follows": str(event.follows) if event.follows else None,
+        "received": iso(event.received),
+    }
 
 
 def iso(value) -> str:
@@ -176,6 +178,12 @@ class EventCount(models.Model):
 
 # A minute (1-hour ranges), 15 minutes (the 24-hour histogram's bars) and an hour (longer).
 ROLLUP_WIDTHS = (60, 900, 3600)
+
+
+def bucket_start(moment: datetime, width: int) -> datetime:
+    """The start of the `width`-second count bucket holding `moment` (buckets align to the epoch,
+    so to the UTC minute, quarter hour and hour)."""
+    return datetime.fromtimestamp(moment.timestamp() // width * width, dt_timezone.utc)
 
 
 class IngestProblem(models.Model):

@@ -13,7 +13,7 @@ from django.db.models import Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
-from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, iso
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, iso
 
 # Prefect aligns count-by buckets to this instant, so equal requests give equal buckets.
 PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)
@@ -92,7 +92,7 @@ def _whole_buckets(since: datetime, until: datetime, width: int) -> tuple[dateti
     """The part of [since, until] made of whole EventCount buckets: [start, end)."""
     epoch = since.timestamp()
     start = datetime.fromtimestamp(math.ceil(epoch / width) * width, dt_timezone.utc)
-    end = datetime.fromtimestamp(math.floor(until.timestamp() / width) * width, dt_timezone.utc)
+    end = bucket_start(until, width)
     return start, end
 
 
