@@ -86,6 +86,32 @@ def test_it_filters_counts_and_finds_related(client, auth, created):
     assert post(client, "/api/automations/count", {}, auth).json() == 1
 
 
+@pytest.mark.parametrize("body, path", [
+    ({"automations": {"id": 5}}, "automations.id"),
+    ({"automations": {"id": {"any_": 5}}}, "automations.id.any_"),
+    ({"automations": {"id": {"any_": ["nope"]}}}, "automations.id.any_"),
+    ({"automations": {"name": {"any_": [1]}}}, "automations.name.any_[0]"),
+    ({"automations": {"tags": []}}, "automations.tags"),
+    ({"automations": {"tags": {"is_null_": "yes"}}}, "automations.tags.is_null_"),
+    ({"automations": {"created": {"before_": "soon"}}}, "automations.created.before_"),
+    ({"automations": {"colour": {}}}, "automations.colour"),
+    ({"sort": "SIDEWAYS"}, "sort"),
+    ({"offset": -1}, "offset"),
+    ({"limits": 1}, "limits"),
+])
+def test_it_answers_a_bad_automation_filter_with_422_naming_the_field(client, auth, created, body, path):
+    r = post(client, "/api/automations/filter", body, auth)
+    assert r.status_code == 422
+    assert path in [e["path"] for e in r.json()["errors"]]
+
+
+def test_it_refuses_a_nul_character_in_a_trigger_pattern(client, auth, db):
+    # PostgreSQL cannot store it in the trigger's JSON nor compare with it in the preview.
+    r = post(client, "/api/automations/", {"name": "nul", "trigger": {**TRIGGER, "match": {"prefect.resource.id": "a\u0000b"}}}, auth)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["path"] == 'trigger.match["prefect.resource.id"]'
+
+
 def test_it_refuses_anonymous_and_wrong_keys(client, db):
     assert client.post("/api/automations/", {}, content_type="application/json").status_code == 401
     wrong = {"HTTP_AUTHORIZATION": "Bearer evf_nope"}

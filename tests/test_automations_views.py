@@ -134,6 +134,12 @@ def test_it_previews_role_conditions_as_the_live_trigger_counts_them(owner_clien
         assert data["preview"]["matched"] == matched, trigger
 
 
+def test_it_answers_a_preview_body_that_is_not_an_object_with_400(owner_client, db):
+    response = owner_client.post("/automations/preview", [], content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"path": "", "rule": "the body must be a JSON object"}]
+
+
 def test_it_answers_a_bad_trigger_with_paths(owner_client, db):
     response = owner_client.post("/automations/preview", {"trigger": {"type": "compound", "triggers": [{"within": "x"}]}},
                                  content_type="application/json")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
-from eventfeed.events.schema import parse_time
+from eventfeed.events.filters import JsonReader
 
 from . import store
 from .models import Automation
@@ -86,40 +86,42 @@ def _filtered(data: Any):
     tags: {all_, is_null_}}, sort, limit, offset}."""
     if not isinstance(data, dict):
         raise TriggerError([("", "the body must be a JSON object")])
-    problems = [(k, "is not a known field (expected automations, sort, limit, offset)") for k in data
-                if k not in {"automations", "sort", "limit", "offset"}]
+    r = JsonReader()
+    r.obj(data, "", {"automations", "sort", "limit", "offset"})
+    spec = r.obj(data.get("automations"), "automations", {"id", "name", "created", "tags"})
+    ids = r.strings(r.obj(spec.get("id"), "automations.id", {"any_"}).get("any_"), "automations.id.any_")
+    names = r.strings(r.obj(spec.get("name"), "automations.name", {"any_"}).get("any_"), "automations.name.any_")
+    before = r.time(r.obj(spec.get("created"), "automations.created", {"before_"}).get("before_"), "automations.created.before_")
+    tags = r.obj(spec.get("tags"), "automations.tags", {"all_", "is_null_"})
+    all_tags = r.strings(tags.get("all_"), "automations.tags.all_")
+    is_null = tags.get("is_null_")
+    if is_null is not None and not isinstance(is_null, bool):
+        r.fail("automations.tags.is_null_", "must be true or false")
     qs = Automation.objects.all()
-    spec = data.get("automations") or {}
-    if not isinstance(spec, dict):
-        raise TriggerError([("automations", "must be an object")])
-    if (ids := (spec.get("id") or {}).get("any_")) is not None:
-        try:
-            qs = qs.filter(pk__in=[uuid.UUID(str(i)) for i in ids])
-        except ValueError:
-            problems.append(("automations.id.any_", "must be a list of UUIDs"))
-    if (names := (spec.get("name") or {}).get("any_")) is not None:
-        qs = qs.filter(name__in=names)
-    if (before := (spec.get("created") or {}).get("before_")) is not None:
-        when = parse_time(before)
-        if when is None:
-            problems.append(("automations.created.before_", "must be an ISO 8601 date-time"))
-        else:
-            qs = qs.filter(created__lte=when)
-    tags = spec.get("tags") or {}
+    try:
+        uuids = [uuid.UUID(i) for i in ids]
+    except ValueError:
+        r.fail("automations.id.any_", "must be a list of UUIDs")
     sort = data.get("sort") or "NAME_ASC"
     if sort not in SORTS:
-        problems.append(("sort", f"must be one of {', '.join(SORTS)}"))
+        r.fail("sort", f"must be one of {', '.join(SORTS)}")
     limit, offset = data.get("limit", MAX_LIMIT), data.get("offset", 0)
     for key, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (key == "limit" and value > MAX_LIMIT):
-            problems.append((key, f"must be a whole number from 0{f' to {MAX_LIMIT}' if key == 'limit' else ''}"))
-    if problems:
-        raise TriggerError(problems)
+            r.fail(key, f"must be a whole number from 0{f' to {MAX_LIMIT}' if key == 'limit' else ''}")
+    if r.problems:
+        raise TriggerError([(path.lstrip("."), rule) for path, rule in r.problems])
+    if "any_" in (spec.get("id") or {}):
+        qs = qs.filter(pk__in=uuids)
+    if "any_" in (spec.get("name") or {}):
+        qs = qs.filter(name__in=names)
+    if before is not None:
+        qs = qs.filter(created__lte=before)
     rows = list(qs.order_by(SORTS[sort], "id"))
-    if tags.get("all_"):
-        rows = [a for a in rows if set(tags["all_"]) <= set(a.tags)]
-    if tags.get("is_null_") is not None:
-        rows = [a for a in rows if (not a.tags) == bool(tags["is_null_"])]
+    if all_tags:
+        rows = [a for a in rows if set(all_tags) <= set(a.tags)]
+    if is_null is not None:
+        rows = [a for a in rows if (not a.tags) == is_null]
     return rows, limit, offset
 
 

@@ -267,6 +267,10 @@ def resource_matcher(match: dict, match_related: tuple[dict, ...]) -> Callable[[
 
 # -- parsing ----------------------------------------------------------------------------------
 
+# PostgreSQL can neither store it in the trigger's JSON nor compare with it.
+NUL_RULE = "must not contain the NUL character"
+
+
 @dataclass
 class _Reader:
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -286,6 +290,8 @@ class _Reader:
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item:
                 self.fail(f"{path}[{i}]", "must be a non-empty string")
+            elif "\x00" in item:
+                self.fail(f"{path}[{i}]", NUL_RULE)
             elif item not in out:
                 out.append(item)
         return out
@@ -300,7 +306,9 @@ class _Reader:
         out = {}
         for key, patterns in value.items():
             p = f'{path}["{key}"]'
-            if isinstance(patterns, str):
+            if "\x00" in key or any("\x00" in x for x in ([patterns] if isinstance(patterns, str) else patterns if isinstance(patterns, list) else []) if isinstance(x, str)):
+                self.fail(p, NUL_RULE)
+            elif isinstance(patterns, str):
                 out[key] = patterns
             elif isinstance(patterns, list) and patterns and all(isinstance(x, str) for x in patterns):
                 out[key] = patterns

@@ -149,6 +149,8 @@ def automation_preview(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
     except json.JSONDecodeError as e:
         return JsonResponse({"errors": [{"path": "", "rule": f"not valid JSON: {e.msg}"}]}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"errors": [{"path": "", "rule": "the body must be a JSON object"}]}, status=400)
     range_key = body.get("range") if body.get("range") in RANGES else "24h"
     try:
         trigger, _ = parse_trigger(body.get("trigger"), "trigger")

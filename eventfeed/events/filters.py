@@ -556,7 +556,10 @@ def resource_rows(resource: dict, related: list[dict]):
 
 # -- building a filter from Prefect's EventFilter JSON ----------------------------------------
 
-class _Reader:
+class JsonReader:
+    """Reads JSON input, collecting (path, rule) for everything wrong instead of stopping at the
+    first: the API filters (events, automations) answer every problem at once."""
+
     def __init__(self):
         self.problems: list[tuple[str, str]] = []
 
@@ -655,7 +658,7 @@ FILTER_KEYS = {"occurred", "event", "resource", "related", "any_resource", "id",
 
 def from_json(data: Any, path: str = "filter") -> EventFilter:
     """Prefect's EventFilter JSON (unknown keys refused, like Prefect's extra="forbid")."""
-    r = _Reader()
+    r = JsonReader()
     data = r.obj(data, path, FILTER_KEYS)
     occurred = r.obj(data.get("occurred"), f"{path}.occurred", {"since", "until"})
     event = r.obj(data.get("event"), f"{path}.event", {"prefix", "exclude_prefix", "name", "exclude_name"})
