@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
+from channels.layers import get_channel_layer
+
 from eventfeed.events import live
 from eventfeed.events.filters import from_json
 from eventfeed.events.ingest import wire
@@ -48,3 +50,26 @@ async def test_it_keeps_a_sockets_frames_in_order_when_a_flush_outlasts_the_inte
     finally:
         hub.unsubscribe(recorder)
         hub.reader.cancel()
+
+
+async def test_it_renews_its_group_membership_while_no_event_arrives(monkeypatch):
+    # channels-redis forgets a group member after a day; a quiet day brings no message to
+    # renew the membership on.
+    monkeypatch.setattr(live, "REJOIN_SECONDS", 0.05)
+    hub = live.Hub()
+    layer = get_channel_layer()
+    joins = []
+    real = layer.group_add
+
+    async def group_add(group, channel):
+        joins.append(channel)
+        await real(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+    await hub.subscribe(Recorder(), from_json({"event": {"prefix": ["t.quiet."]}}))
+    try:
+        await asyncio.sleep(0.3)
+        assert len(joins) >= 3 and set(joins) == {hub.channel}
+    finally:
+        hub.reader.cancel()
+        hub.rejoiner.cancel()

@@ -95,6 +95,7 @@ class Hub:
         self.pending: dict[Subscriber, list[LiveEvent]] = defaultdict(list)
         self.channel: str | None = None
         self.reader: asyncio.Task | None = None
+        self.rejoiner: asyncio.Task | None = None
         self.flush_handle: asyncio.TimerHandle | None = None
         self.last_flush = 0.0
         self.flushing = asyncio.Lock()
@@ -123,9 +124,21 @@ class Hub:
         self.channel = await layer.new_channel()
         await layer.group_add(EVENTS_GROUP, self.channel)
         self.reader = asyncio.ensure_future(self._read(layer))
+        if self.rejoiner is not None:
+            self.rejoiner.cancel()
+        self.rejoiner = asyncio.ensure_future(self._rejoin(layer, self.channel))
+
+    async def _rejoin(self, layer, channel: str) -> None:
+        """Renew the group membership on a clock: channels-redis forgets it after a day, and a
+        quiet day brings no message to renew it on."""
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                await layer.group_add(EVENTS_GROUP, channel)
+            except Exception:
+                log.exception("live: could not renew the events group membership")
 
     async def _read(self, layer) -> None:
-        joined = time.monotonic()
         while True:
             try:
                 message = await layer.receive(self.channel)
@@ -139,9 +152,6 @@ class Hub:
                 log.exception("live: channel layer receive failed; retrying")
                 await asyncio.sleep(1)
                 continue
-            if time.monotonic() - joined > REJOIN_SECONDS:
-                await layer.group_add(EVENTS_GROUP, self.channel)
-                joined = time.monotonic()
             if message.get("type") == "events.stored":
                 self.dispatch(message["events"])
 
