@@ -14,6 +14,8 @@ from eventfeed.events.models import ApiKey
 from tests.browser.conftest import asgi_server  # noqa: F401  (the live server fixture)
 
 if importlib.util.find_spec("prefect") is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("prefect is not installed: install the test extra (pip install -e '.[test]')")
     pytest.skip("prefect is not installed (pip install -e '.[test]')", allow_module_level=True)
 
 pytestmark = pytest.mark.django_db(transaction=True)

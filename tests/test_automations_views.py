@@ -78,7 +78,7 @@ def test_it_shows_errors_that_name_the_field(owner_client, db):
     assert response.status_code == 400
     html = response.content.decode()
     assert "trigger.threshold: must be a whole number of at least 1" in html
-    assert "The actions is not valid JSON" in html or "not valid JSON" in html
+    assert "This is not valid JSON: Expecting" in html
     assert not Automation.objects.exists()
 
 

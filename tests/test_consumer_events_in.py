@@ -42,16 +42,24 @@ async def test_it_completes_prefects_handshake(api_key):
 
 
 async def test_it_stores_frames_in_order_without_replying(api_key, now):
+    # Later frames carry earlier times, and the last repeats the first's id: stored in frame
+    # order, the first of the two wins, and no frame is stored after a later one.
+    from datetime import timedelta
+
+    frames = [make_event(f"t.event.{i}", occurred=now - timedelta(seconds=i)) for i in range(5)]
+    frames.append(dict(frames[0], event="t.event.repeat"))
     communicator, _ = await connect()
     try:
         await authenticate(communicator, api_key)
-        from datetime import timedelta
-        for i in range(5):
-            await communicator.send_to(text_data=json.dumps(make_event(f"t.event.{i}", occurred=now + timedelta(seconds=i))))
+        for frame in frames:
+            await communicator.send_to(text_data=json.dumps(frame))
         assert await communicator.receive_nothing(timeout=0.3)
     finally:
         await communicator.disconnect()
-    assert await stored_names() == [f"t.event.{i}" for i in range(5)]
+    stored = await database_sync_to_async(lambda: {str(e.id): (e.event, e.received) for e in Event.objects.all()})()
+    assert [stored[f["id"]][0] for f in frames[:5]] == [f"t.event.{i}" for i in range(5)]
+    received = [stored[f["id"]][1] for f in frames[:5]]
+    assert received == sorted(received)
 
 
 async def test_it_answers_a_bad_frame_and_keeps_the_connection(api_key):

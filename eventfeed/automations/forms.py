@@ -8,11 +8,11 @@ from .actions import parse_actions
 from .triggers import TriggerError, parse_trigger
 
 
-def _json(value: str, label: str):
+def _json(value: str):
     try:
         return json.loads(value or "null")
     except json.JSONDecodeError as e:
-        raise forms.ValidationError(f"{label} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
+        raise forms.ValidationError(f"This is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
 
 
 def _problems(e: TriggerError) -> forms.ValidationError:
@@ -27,14 +27,14 @@ class AutomationForm(forms.Form):
     actions = forms.CharField(required=False, initial="[]", widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}))
 
     def clean_trigger(self) -> dict:
-        data = _json(self.cleaned_data["trigger"], "The trigger")
+        data = _json(self.cleaned_data["trigger"])
         try:
             return parse_trigger(data, "trigger")[1]
         except TriggerError as e:
             raise _problems(e)
 
     def clean_actions(self) -> list:
-        data = _json(self.cleaned_data.get("actions") or "[]", "The actions")
+        data = _json(self.cleaned_data.get("actions") or "[]")
         try:
             return parse_actions(data, "actions")
         except TriggerError as e:
