@@ -28,3 +28,23 @@ class InProcessChannelLayer(InMemoryChannelLayer):
             queue.put_nowait((time.time() + self.expiry, dict(message)))
         except asyncio.queues.QueueFull:
             raise ChannelFull(channel)
+
+
+async def receive(layer, channel: str) -> dict:
+    """`layer.receive(channel)`, cancelled at once when its caller is.
+
+    channels-redis can turn a cancelled receive into another error, or take the cancellation in
+    and go on waiting for a message: a reader that retried on the one, or whoever awaits the
+    reader's end after the other, would wait for ever (a server that never stops). The receive
+    runs shielded, and a cancellation leaves it cancelled behind, unawaited.
+    """
+    inner = asyncio.ensure_future(layer.receive(channel))
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        inner.cancel()
+        raise
+    except Exception:
+        if asyncio.current_task().cancelling():
+            raise asyncio.CancelledError from None
+        raise

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.exceptions import ChannelFull
 
-from eventfeed.layers import InProcessChannelLayer
+from eventfeed.layers import InProcessChannelLayer, receive
 
 
 @pytest.mark.asyncio
@@ -30,3 +32,53 @@ async def test_it_refuses_a_message_to_a_full_channel():
     await layer.send("worker", {"type": "x"})
     with pytest.raises(ChannelFull):
         await layer.send("worker", {"type": "x"})
+
+
+class TurnsCancellationIntoAnError:
+    """As channels-redis can: a cancelled receive raises something else."""
+
+    async def receive(self, channel):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError("connection closed while reading") from None
+
+
+@pytest.mark.asyncio
+async def test_it_keeps_a_cancelled_receive_a_cancellation():
+    task = asyncio.ensure_future(receive(TurnsCancellationIntoAnError(), "c"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+class KeepsWaitingWhenCancelled:
+    """As channels-redis can too: a cancelled receive takes the cancellation in and waits on,
+    here until a message comes a second later."""
+
+    async def receive(self, channel):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1)
+        return {"type": "late"}
+
+
+@pytest.mark.asyncio
+async def test_it_stops_a_receive_that_would_ignore_its_cancellation():
+    task = asyncio.ensure_future(receive(KeepsWaitingWhenCancelled(), "c"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 0.5)
+
+
+@pytest.mark.asyncio
+async def test_it_lets_a_real_receive_error_through():
+    class Broken:
+        async def receive(self, channel):
+            raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        await receive(Broken(), "c")

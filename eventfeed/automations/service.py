@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from eventfeed.events.ingest import EVENTS_GROUP
+from eventfeed.layers import receive
 
 from . import actions, engine
 
@@ -111,9 +112,7 @@ class Service:
         layer = self.layer
         while True:
             try:
-                message = await layer.receive(CHANNEL)
-            except asyncio.CancelledError:
-                raise
+                message = await receive(layer, CHANNEL)
             except Exception:
                 log.exception("automations: channel layer receive failed")
                 await asyncio.sleep(1)

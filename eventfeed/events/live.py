@@ -21,6 +21,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from eventfeed.layers import receive
+
 from .filters import EventFilter, Matchable
 from .ingest import EVENTS_GROUP
 from .templatetags.eventfeed import row_html
@@ -141,14 +143,8 @@ class Hub:
     async def _read(self, layer) -> None:
         while True:
             try:
-                message = await layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
+                message = await receive(layer, self.channel)
             except Exception:
-                # channels-redis can turn a cancellation into another error: a cancelled reader
-                # must stop, not retry (it would outlive its event loop).
-                if asyncio.current_task().cancelling():
-                    raise asyncio.CancelledError from None
                 log.exception("live: channel layer receive failed; retrying")
                 await asyncio.sleep(1)
                 continue
