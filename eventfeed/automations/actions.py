@@ -8,7 +8,6 @@ webhook never holds up another automation.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import timedelta
@@ -319,7 +318,3 @@ def run_due_actions() -> int:
     for run in runs:
         execute(run)
     return len(runs)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

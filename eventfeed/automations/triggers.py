@@ -150,7 +150,6 @@ class CompositeTrigger:
     type: str  # "compound" or "sequence"
     triggers: tuple["Trigger", ...]
     require: int  # how many child firings: len(triggers) for "all" and for sequences
-    require_raw: Any
     within: float | None
 
     @property
@@ -392,7 +391,7 @@ def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict]
     out = {"type": kind, "id": trigger_id, "triggers": children_json, "within": within}
     if kind == "compound":
         out["require"] = require_raw
-    return CompositeTrigger(path, trigger_id, kind, tuple(children), require, require_raw, within), out
+    return CompositeTrigger(path, trigger_id, kind, tuple(children), require, within), out
 
 
 def _parse_event(r: _Reader, data: dict, path: str, trigger_id: str) -> tuple[Trigger, dict] | None:

@@ -19,7 +19,7 @@ from . import jsoncodec, queries
 from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
-from .schema import validate_batch
+from .schema import validate_batch, validate_event
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -62,11 +62,13 @@ def events_ingest(request: HttpRequest) -> JsonResponse:
         return api_error(400, "The array is empty: send at least one event.")
     if len(items) > settings.EVENTFEED_MAX_BATCH:
         return api_error(413, f"The batch has {len(items):,} events; the limit is {settings.EVENTFEED_MAX_BATCH:,} events per request.")
-    events, problems = validate_batch(items)
+    if single:
+        # A single event's paths read `related[1]…`, a batch's `[3].related[1]…`.
+        event, problems = validate_event(data)
+        events = [event] if event is not None else []
+    else:
+        events, problems = validate_batch(items)
     if problems:
-        if single:
-            for p in problems:
-                p.path = p.path.removeprefix("[0]").removeprefix(".")
         return api_error(
             422,
             f"{len(problems)} problem(s) in {len({p.index for p in problems})} event(s); nothing was stored.",

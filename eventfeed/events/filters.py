@@ -765,7 +765,3 @@ def parse_resource_term(term: str, scope: str) -> ResourceCondition:
         return ResourceCondition(scope=scope, roles=roles, id_prefixes=(term[:-1],))
     return ResourceCondition(scope=scope, roles=roles, ids=(term,))
 
-
-def with_time(f: EventFilter, since: datetime | None, until: datetime | None) -> EventFilter:
-    return replace(f, since=since, until=until)
-

@@ -8,7 +8,7 @@ from datetime import datetime
 from django import forms
 from django.utils import timezone
 
-from .filters import RANGES, EventFilter, FilterError, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
+from .filters import RANGES, EventFilter, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
 from .schema import in_supported_range, parse_time
 
 DEFAULT_RANGE = "24h"
@@ -125,7 +125,3 @@ class FeedForm(forms.Form):
             order="ASC" if data.get("after") else "DESC",
             **parse_event_terms(data.get("event") or []),
         )
-
-
-def errors_as_problems(form: forms.Form) -> FilterError:
-    return FilterError([(field, " ".join(errors)) for field, errors in form.errors.items()])

@@ -59,11 +59,6 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
 
 
-def _resource_rows(event: CleanEvent):
-    """The event's EventResource rows: the same function tells matches() what is stored."""
-    return resource_rows(event.resource, event.related)
-
-
 def add_counts(events: list[CleanEvent]) -> None:
     """Add the events to the per-minute and per-hour counts (EventCount), in sorted key order so
     that concurrent batches lock the same rows in the same order."""
@@ -142,7 +137,7 @@ def _store_orm(events: list[CleanEvent]) -> None:
                 labels=labels,
             )
             for e in events
-            for rid, role, labels in _resource_rows(e)
+            for rid, role, labels in resource_rows(e.resource, e.related)
         ],
         batch_size=500,
     )
@@ -181,7 +176,7 @@ def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
             f"{e.follows or COPY_NULL}\t{words_sql(e.words, 'postgresql')}\n"
         )
         head = f"{e.id}\t{occurred}\t{name}\t"
-        for rid, role, labels in _resource_rows(e):
+        for rid, role, labels in resource_rows(e.resource, e.related):
             resource_lines.append(f"{head}{_esc(rid)}\t{_esc(role)}\t{_esc(dumps(labels))}\n")
     return "".join(event_lines), "".join(resource_lines)
 

@@ -338,12 +338,12 @@ def _finish(check: _Checker, base: str | None):
     return None, check.problems
 
 
-def validate_batch(items: list[Any], *, sizes: list[int] | None = None):
+def validate_batch(items: list[Any]):
     """Validate every event of a batch; all problems are reported, not just the first."""
     clean: list[CleanEvent] = []
     problems: list[Problem] = []
     for i, raw in enumerate(items):
-        event, errs = validate_event(raw, i, base=f"[{i}]", size=sizes[i] if sizes else None)
+        event, errs = validate_event(raw, i, base=f"[{i}]")
         if errs:
             problems.extend(errs)
         else:
