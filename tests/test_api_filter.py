@@ -112,6 +112,17 @@ def test_it_requires_a_key_or_a_session(client, owner, stored):
     assert post(client, "/api/events/filter", {}, {}).status_code == 200
 
 
+@pytest.mark.parametrize("method, url", [
+    ("get", "/api/events/filter/next?page-token=x"),
+    ("post", "/api/events/count-by/event"),
+    ("post", "/api/events/count-by/day"),
+])
+def test_it_refuses_the_other_read_endpoints_without_a_key(client, db, method, url):
+    send = getattr(client, method)
+    assert send(url, content_type="application/json").status_code == 401
+    assert send(url, content_type="application/json", HTTP_AUTHORIZATION="Bearer nope").status_code == 403
+
+
 def test_it_counts_by_event(client, auth, stored):
     r = post(client, "/api/events/count-by/event", {"filter": {}}, auth)
     assert r.status_code == 200
@@ -135,6 +146,17 @@ def test_it_counts_by_time_in_zero_filled_buckets(client, auth, stored, now):
     assert sum(b["count"] for b in buckets) == 4
     assert len(buckets) in (10, 11)
     assert [b["value"] for b in buckets] == [str(i) for i in range(len(buckets))]
+    assert any(b["count"] == 0 for b in buckets)
+
+
+def test_it_counts_by_day_in_whole_days_from_prefects_pivot(client, auth, stored, now):
+    since = (now - timedelta(days=3)).isoformat()
+    body = {"filter": {"occurred": {"since": since, "until": now.isoformat()}}}
+    buckets = post(client, "/api/events/count-by/day", body, auth).json()
+    assert sum(b["count"] for b in buckets) == 4
+    assert len(buckets) in (4, 5)
+    # Zero-filled, and each bucket starts at midnight UTC (the pivot is 2024-04-01T00:00Z).
+    assert all(b["label"].endswith("T00:00:00+00:00") for b in buckets)
     assert any(b["count"] == 0 for b in buckets)
 
 
