@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import jsoncodec, queries
+from . import cloudevents, jsoncodec, queries
 from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
@@ -51,6 +51,9 @@ def read_json(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
 @require_POST
 @api_key_required
 def events_ingest(request: HttpRequest) -> JsonResponse:
+    ce_mode = cloudevents.mode(request)
+    if ce_mode:
+        return cloudevents.ingest_request(request, ce_mode)
     data, error = read_json(request)
     if error:
         return error
