@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from eventfeed.events import api, views
 
@@ -19,6 +19,11 @@ urlpatterns = [
     path("api/events/filter", api.events_filter, name="api-events-filter"),
     path("api/events/filter/next", api.events_filter_next, name="api-events-filter-next"),
     path("api/events/count-by/<str:countable>", api.events_count_by, name="api-events-count-by"),
+    path("api/admin/version", api.admin_version, name="api-admin-version"),
+    path("api/health", api.health, name="api-health"),
+    path("api/csrf-token", api.csrf_token, name="api-csrf-token"),
     path("", include("eventfeed.automations.urls")),
     path("admin/", admin.site.urls),
+    # Last: every other /api/ path answers JSON.
+    re_path(r"^api/(?P<rest>.*)$", api.not_found),
 ]

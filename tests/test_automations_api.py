@@ -122,3 +122,31 @@ def test_it_refuses_anonymous_and_wrong_keys(client, db):
 def test_it_404s_unknown_and_malformed_ids(client, auth):
     assert client.get("/api/automations/00000000-0000-0000-0000-000000000000", **auth).status_code == 404
     assert client.get("/api/automations/not-a-uuid", **auth).status_code == 404
+
+
+def test_it_reads_a_null_limit_as_the_default(client, auth, created):
+    # The SDK's read_automations() (and so `prefect automation ls`) sends this exact body.
+    response = post(client, "/api/automations/filter", {"automations": None, "sort": None, "limit": None, "offset": 0}, auth)
+    assert response.status_code == 200, response.content
+    assert [a["id"] for a in response.json()] == [created["id"]]
+
+
+def test_it_gives_a_missing_type_the_models_default(client, auth, created):
+    # update_automation() dumps with exclude_unset: every defaulted `type` is left out.
+    child = {k: v for k, v in TRIGGER.items() if k != "type"}
+    body = {"name": "renamed", "trigger": {"triggers": [child, child], "require": 1},
+            "actions": [{}, {"url": "https://example.com/h"}, {"event": "acme.x", "resource": {}}]}
+    response = client.put(f"/api/automations/{created['id']}", body, content_type="application/json", **auth)
+    assert response.status_code == 204, response.content
+    automation = Automation.objects.get(pk=created["id"])
+    assert automation.trigger["type"] == "compound" and automation.trigger["triggers"][0]["type"] == "event"
+    assert [a["type"] for a in automation.actions] == ["do-nothing", "call-webhook", "emit-event"]
+    sequence = {"name": "s", "trigger": {"triggers": [child, child]}}
+    assert post(client, "/api/automations/", sequence, auth).json()["trigger"]["type"] == "sequence"
+
+
+def test_it_names_the_type_when_an_untyped_action_is_ambiguous(client, auth):
+    body = {"name": "x", "trigger": TRIGGER, "actions": [{"source": "inferred"}]}
+    response = post(client, "/api/automations/", body, auth)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "actions[0].type"

@@ -128,3 +128,28 @@ async def test_it_counts_a_resent_event_once(api_key):
     finally:
         await communicator.disconnect()
     assert await stored_names() == ["t.once"]
+
+
+async def test_it_takes_events_after_an_authorization_header_without_an_auth_message(api_key, now):
+    # Prefect's Cloud events client (PREFECT_API_KEY with a Cloud URL) sends `bearer <key>` on
+    # the upgrade and its first frame is already an event.
+    communicator = WebsocketCommunicator(application, "/api/events/in", subprotocols=["prefect"],
+                                         headers=[(b"authorization", f"bearer {api_key}".encode())])
+    await communicator.connect()
+    try:
+        await communicator.send_to(text_data=json.dumps(make_event("t.cloud.1")))
+        await communicator.send_to(text_data=json.dumps(make_event("t.cloud.2")))
+    finally:
+        await communicator.disconnect()
+    assert await stored_names() == ["t.cloud.1", "t.cloud.2"]
+
+
+async def test_it_refuses_a_wrong_key_in_the_authorization_header(api_key):
+    communicator = WebsocketCommunicator(application, "/api/events/in", subprotocols=["prefect"],
+                                         headers=[(b"authorization", b"bearer evf_wrong")])
+    await communicator.connect()
+    await communicator.send_to(text_data=json.dumps(make_event("t.never")))
+    output = await communicator.receive_output(timeout=3)
+    assert output["type"] == "websocket.close" and output["code"] == 1008
+    await communicator.disconnect()
+    assert await stored_names() == []

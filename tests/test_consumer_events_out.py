@@ -135,3 +135,39 @@ async def test_it_does_not_repeat_a_backfilled_event_that_the_hub_delivers_late(
         assert await communicator.receive_nothing(timeout=0.3)
     finally:
         await communicator.disconnect()
+
+
+async def test_it_backfills_the_newest_event_per_resource_with_distinct_then_streams_live(api_key, now):
+    await database_sync_to_async(store)(
+        make_event("t.a.1", "r.a", occurred=now - timedelta(minutes=3)), make_event("t.a.2", "r.a", occurred=now - timedelta(minutes=2)),
+        make_event("t.b.1", "r.b", occurred=now - timedelta(minutes=1)),
+    )
+    communicator = await subscriber(api_key, {"event": {"prefix": ["t."]}, "resource": {"distinct": True}})
+    try:
+        assert await names(communicator, 2) == ["t.a.2", "t.b.1"]
+        await database_sync_to_async(store)(make_event("t.a.3", "r.a"))
+        assert await names(communicator, 1) == ["t.a.3"]
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_takes_the_key_from_the_authorization_header_as_prefects_cloud_subscriber_sends_it(api_key):
+    communicator = WebsocketCommunicator(application, "/api/events/out", subprotocols=["prefect"],
+                                         headers=[(b"authorization", f"bearer {api_key}".encode())])
+    await communicator.connect()
+    try:
+        # With PREFECT_API_KEY and no auth string, the plain subscriber's token is null.
+        await communicator.send_json_to({"type": "auth", "token": None})
+        assert await communicator.receive_json_from(timeout=3) == {"type": "auth_success"}
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_closes_with_1008_and_says_how_when_no_key_comes_at_all(db):
+    communicator = WebsocketCommunicator(application, "/api/events/out", subprotocols=["prefect"])
+    await communicator.connect()
+    await communicator.send_json_to({"type": "auth", "token": None})
+    output = await communicator.receive_output(timeout=3)
+    assert output["type"] == "websocket.close" and output["code"] == 1008
+    assert "PREFECT_API_AUTH_STRING" in output["reason"]
+    await communicator.disconnect()

@@ -61,6 +61,21 @@ def _check_template(problems: list, value: Any, path: str) -> None:
         problems.append((path, f"is not a valid template: {e}"))
 
 
+def default_action_type(action: dict) -> str | None:
+    """The type of an action sent without one, from its fields. The SDK's update_automation()
+    dumps with exclude_unset, which leaves out every action's `type` (a defaulted Literal).
+    Only pause- and resume-automation cannot be told apart: they stay a 422."""
+    keys = set(action) - {"type"}
+    if not keys:
+        return "do-nothing"
+    if "block_document_id" in keys:
+        return "send-notification" if keys & {"subject", "body"} else "call-webhook"
+    for kind in ("call-webhook", "send-notification", "emit-event"):
+        if keys <= SUPPORTED[kind] and keys & ({"url", "event", "body", "subject", "to"}):
+            return kind
+    return None
+
+
 def parse_actions(data: Any, path: str = "actions") -> list[dict]:
     from .triggers import TriggerError
 
@@ -75,7 +90,10 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
         if not isinstance(action, dict):
             problems.append((p, "must be an object with a type"))
             continue
-        kind = action.get("type")
+        kind = action.get("type") or default_action_type(action)
+        if kind is None:
+            problems.append((f"{p}.type", f"is required: one of {', '.join(sorted(SUPPORTED))}"))
+            continue
         if kind in PREFECT_ONLY:
             problems.append((f"{p}.type", f"{kind} acts on Prefect objects Eventfeed does not have; supported: {', '.join(sorted(SUPPORTED))}"))
             continue
@@ -85,7 +103,7 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
         for key in action:
             if key != "type" and key not in SUPPORTED[kind]:
                 problems.append((f"{p}.{key}", f"is not a field of {kind} (expected: {', '.join(sorted(SUPPORTED[kind])) or 'none'})"))
-        clean = dict(action)
+        clean = dict(action, type=kind)
         if kind == "call-webhook":
             url = action.get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):

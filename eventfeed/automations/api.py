@@ -105,7 +105,9 @@ def _filtered(data: Any):
     sort = data.get("sort") or "NAME_ASC"
     if sort not in SORTS:
         r.fail("sort", f"must be one of {', '.join(SORTS)}")
-    limit, offset = data.get("limit", MAX_LIMIT), data.get("offset", 0)
+    # The SDK's read_automations() sends `"limit": null` for "no limit given".
+    limit = MAX_LIMIT if data.get("limit") is None else data["limit"]
+    offset = 0 if data.get("offset") is None else data["offset"]
     for key, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (key == "limit" and value > MAX_LIMIT):
             r.fail(key, f"must be a whole number from 0{f' to {MAX_LIMIT}' if key == 'limit' else ''}")

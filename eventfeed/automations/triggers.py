@@ -336,11 +336,20 @@ def parse_trigger(data: Any, path: str = "trigger") -> tuple[Trigger, dict]:
     return result
 
 
+def _default_type(data: dict) -> str:
+    """The type a trigger without one has. The SDK's update_automation() dumps with
+    exclude_unset, which leaves out every defaulted `type`: a CompoundTrigger is the composite
+    with `require` (a required field), a SequenceTrigger the one without."""
+    if "triggers" in data:
+        return "compound" if "require" in data else "sequence"
+    return "event"
+
+
 def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict] | None:
     if not isinstance(data, dict):
         r.fail(path, f"must be an object, not {json_type(data)}")
         return None
-    kind = data.get("type", "event")
+    kind = data.get("type", _default_type(data))
     if kind not in ("event", "compound", "sequence"):
         r.fail(f"{path}.type", 'must be "event", "compound" or "sequence"')
         return None

@@ -193,3 +193,32 @@ def events_count_by(request: HttpRequest, countable: str) -> JsonResponse:
     buckets = queries.count_by_time(replace(f, since=since, until=until), seconds)
     return JsonResponse([b.as_prefect() for b in buckets], safe=False)
 
+
+
+# -- what the Prefect SDK asks before it sends anything -----------------------------------------
+
+# The Prefect API version Eventfeed speaks (PREFECT-COMPAT.md). The SDK refuses a server of
+# another major version and warns about an older one.
+PREFECT_API_VERSION = "3.9.1"
+
+
+@require_GET
+def admin_version(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(PREFECT_API_VERSION, safe=False)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(True, safe=False)
+
+
+@require_GET
+def csrf_token(request: HttpRequest) -> JsonResponse:
+    # Prefect's own answer when its CSRF protection is off: the SDK then stops asking. API keys,
+    # not cookies, authenticate the API, so there is nothing for a CSRF token to protect.
+    return api_error(422, "CSRF protection is disabled.")
+
+
+def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Any other /api/ path: JSON, as an API client expects, never an HTML page."""
+    return api_error(404, f"Not found: {request.path}. Eventfeed serves Prefect's events, automations and block APIs only.")

@@ -21,7 +21,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from . import jsoncodec, live
-from .auth import find_key
+from .auth import find_key, key_from_header
 from .filters import FilterError, from_json
 from .forms import FeedForm
 from .ingest import ingest
@@ -67,22 +67,40 @@ def store_frames(frames: list[tuple[int, str]], api_key) -> list[dict]:
     ]
 
 
-async def authenticate(consumer: AsyncWebsocketConsumer, text: str):
-    """Prefect's first message, `{"type":"auth","token":…}`: the API key, or close with 1008."""
+def authorization(scope) -> str:
+    """The upgrade request's Authorization header: `Basic` from the SDK with
+    PREFECT_API_AUTH_STRING, `bearer` from its Cloud clients (PREFECT_API_KEY)."""
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return ""
+
+
+async def authenticate(consumer: AsyncWebsocketConsumer, text: str) -> tuple[object | None, bool]:
+    """Prefect's first message, `{"type":"auth","token":…}`, or an Authorization header on the
+    upgrade: (the API key or None after closing with 1008, whether `text` was the auth message).
+
+    Prefect's Cloud events client sends no auth message, only a header: its first frame is
+    already an event.
+    """
     try:
         message = json.loads(text)
     except json.JSONDecodeError:
         message = None
-    if not isinstance(message, dict) or message.get("type") != "auth":
+    is_auth = isinstance(message, dict) and message.get("type") == "auth"
+    header = authorization(consumer.scope)
+    if not is_auth and not header:
         await consumer.close(code=1008, reason="Expected 'auth' message")
-        return None
-    token = message.get("token")
-    key = await database_sync_to_async(find_key)(token if isinstance(token, str) else None)
+        return None, False
+    token = message.get("token") if is_auth else None
+    raw = token if isinstance(token, str) and token else key_from_header(header)[0]
+    key = await database_sync_to_async(find_key)(raw)
     if key is None or key.revoked is not None:
-        await consumer.close(code=1008, reason="Missing API key" if not token else "Invalid or revoked API key")
-        return None
-    await consumer.send(json.dumps({"type": "auth_success"}))
-    return key
+        await consumer.close(code=1008, reason="Missing API key (set PREFECT_API_AUTH_STRING to an Eventfeed API key)" if not raw else "Invalid or revoked API key")
+        return None, is_auth
+    if is_auth:
+        await consumer.send(json.dumps({"type": "auth_success"}))
+    return key, is_auth
 
 
 class Consumer(AsyncWebsocketConsumer):
@@ -150,8 +168,9 @@ class EventsInConsumer(Consumer):
             except UnicodeDecodeError:
                 text_data = ""
         if self.api_key is None:
-            self.api_key = await authenticate(self, text_data)
-            return
+            self.api_key, was_auth = await authenticate(self, text_data)
+            if was_auth or self.api_key is None:
+                return
         self.pending.append((self.seq, text_data))
         self.seq += 1
         if len(self.pending) >= HIGH_WATER:
@@ -244,8 +263,9 @@ class EventsOutConsumer(Consumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.api_key is None:
-            self.api_key = await authenticate(self, text_data or "")
-            return
+            self.api_key, was_auth = await authenticate(self, text_data or "")
+            if was_auth or self.api_key is None:
+                return
         if self.filter is not None:
             await self.send_errors([{"path": "", "rule": "the filter is already set; reconnect to change it"}])
             return
@@ -261,15 +281,15 @@ class EventsOutConsumer(Consumer):
         except FilterError as e:
             await self.send_errors(e.as_list())
             return
-        if not f.live_supported:
-            await self.send_errors([{"path": "filter.resource.distinct", "rule": "is not supported on a live subscription"}])
-            return
         self.filter = f
         backfill = message.get("backfill", True) is not False
         if backfill:
             self.held = []
-        # Subscribe before reading the backfill, so that nothing falls between the two.
-        await live.hub().subscribe(self, f)
+        # Subscribe before reading the backfill, so that nothing falls between the two. With
+        # `resource.distinct` the backfill is the newest event of each resource (as /filter) and
+        # every live event is the new newest of its resource, so the live side ignores it (as
+        # Prefect's server does).
+        await live.hub().subscribe(self, replace(f, distinct=False))
         if backfill:
             await self.send_backfill(f)
 

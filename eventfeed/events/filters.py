@@ -192,11 +192,6 @@ class EventFilter:
     def text_query(self) -> "TextQuery":
         return TextQuery.parse(self.text)
 
-    @property
-    def live_supported(self) -> bool:
-        """`distinct` depends on other events, so it has no per-event answer."""
-        return not self.distinct
-
     # -- in the database ----------------------------------------------------------------------
 
     def _driver(self, vendor: str) -> ResourceCondition | None:
