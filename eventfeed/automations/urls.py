@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, api_debug, debug_views, views
 
 urlpatterns = [
     path("automations/", views.automation_list, name="automation-list"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("automations/<str:automation_id>/edit", views.automation_edit, name="automation-edit"),
     path("automations/<str:automation_id>/delete", views.automation_delete, name="automation-delete"),
     path("automations/<str:automation_id>/enabled", views.automation_enabled, name="automation-enabled"),
+    path("automations/<str:automation_id>/test", debug_views.automation_test, name="automation-test"),
     path("notifications/", views.notifications, name="notifications"),
     path("api/automations/", api.create, name="api-automations"),
     path("api/automations", api.create),
@@ -18,4 +19,5 @@ urlpatterns = [
     path("api/automations/related-to/<path:resource_id>", api.related_to, name="api-automations-related-to"),
     path("api/automations/owned-by/<path:resource_id>", api.owned_by, name="api-automations-owned-by"),
     path("api/automations/<str:automation_id>", api.item, name="api-automation"),
+    path("api/automations/<str:automation_id>/test", api_debug.test, name="api-automation-test"),
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import store
+from .debug_views import debug_context
 from .forms import AutomationForm
 from .models import ActionRun, Automation, Firing, Notification
 from .preview import RANGES, event_for_prefill, preview
@@ -57,6 +58,10 @@ def automation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def automation_detail(request: HttpRequest, automation_id: str) -> HttpResponse:
     automation = _automation(automation_id)
+    return render(request, "automations/detail.html", detail_context(automation))
+
+
+def detail_context(automation: Automation) -> dict:
     firings = list(Firing.objects.filter(automation=automation).order_by("-at")[:HISTORY])
     runs: dict = {}
     for run in ActionRun.objects.filter(firing__in=firings):
@@ -68,8 +73,9 @@ def automation_detail(request: HttpRequest, automation_id: str) -> HttpResponse:
         "actions_json": json.dumps(automation.actions, indent=2),
         "history": [(f, sorted(runs.get(f.id, []), key=lambda r: r.index)) for f in firings],
         "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED).order_by("-created")[:5],
+        **debug_context(automation),
     }
-    return render(request, "automations/detail.html", ctx)
+    return ctx
 
 
 def _editor(request: HttpRequest, form: AutomationForm, automation: Automation | None, event: dict | None) -> HttpResponse:

@@ -1,0 +1,68 @@
+"""Reads for "why did it fire, why didn't it": the trigger's live state and an event tried
+against it, beside the models (the API and the pages call these)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from eventfeed.events.filters import Matchable
+from eventfeed.events.models import Event, iso
+from eventfeed.events.schema import validate_event
+
+from . import core
+from .explain import explain_event, state_view
+from .models import Automation, TriggerState
+from .triggers import TriggerError, parse_trigger
+
+
+def current_state(automation: Automation) -> dict:
+    row = TriggerState.objects.filter(automation=automation).first()
+    return (row.state if row is not None else None) or core.new_state()
+
+
+def parse_test_event(data: Any) -> Matchable:
+    """An event to try: Prefect's event JSON; `id` and `occurred` may be left out (a new id,
+    now). Bad input raises TriggerError naming the path under `event`."""
+    if isinstance(data, dict):
+        data = {"id": str(uuid.uuid4()), "occurred": iso(timezone.now()), **data}
+    event, problems = validate_event(data)
+    if problems:
+        raise TriggerError([(_under_event(p.path), p.rule) for p in problems])
+    return Matchable(id=event.id, occurred=event.occurred, event=event.event, resource=event.resource,
+                     related=event.related, payload=event.payload)
+
+
+def _under_event(path: str) -> str:
+    path = path.lstrip(".")
+    return "event" if not path else "event" + (path if path.startswith("[") else "." + path)
+
+
+def stored_test_event(event_id: str) -> Matchable | None:
+    try:
+        event = Event.objects.filter(pk=uuid.UUID(event_id)).first()
+    except ValueError:
+        return None
+    return Matchable.from_event(event) if event is not None else None
+
+
+def test_event(automation: Automation, event: Matchable) -> dict:
+    """What the automation's trigger would do with the event now, changing nothing."""
+    try:
+        trigger, _ = parse_trigger(automation.trigger)
+    except TriggerError as e:
+        return {"would_fire": False, "reasons": [f"the trigger is not valid: {e}"], "triggers": [], "firings": []}
+    result = explain_event(trigger, current_state(automation), event, own_resource_id=automation.resource_id)
+    if not automation.enabled:
+        result["reasons"].insert(0, "the automation is disabled: the live engine does not evaluate it (this is what it would do enabled)")
+    return result
+
+
+def live_state(automation: Automation) -> dict:
+    try:
+        trigger, _ = parse_trigger(automation.trigger)
+    except TriggerError:
+        return {"buckets": [], "composites": [], "next_due": None}
+    return state_view(trigger, current_state(automation), timezone.now().timestamp())
