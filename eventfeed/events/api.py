@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import cloudevents, jsoncodec, queries
+from . import cloudevents, export, jsoncodec, queries
 from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
@@ -222,3 +222,25 @@ def csrf_token(request: HttpRequest) -> JsonResponse:
 def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Any other /api/ path: JSON, as an API client expects, never an HTML page."""
     return api_error(404, f"Not found: {request.path}. Eventfeed serves Prefect's events, automations and block APIs only.")
+
+
+@require_POST
+@api_key_required(allow_session=True)
+def events_export(request: HttpRequest):
+    """Every event the filter matches, streamed: `?format=ndjson` (default) or `csv`."""
+    fmt = request.GET.get("format", "ndjson")
+    if fmt not in export.FORMATS:
+        return api_error(422, "The request is not valid.", errors=[{"path": "format", "rule": "must be ndjson or csv"}])
+    data, error = read_json(request) if request.body.strip() else ({}, None)
+    if error:
+        return error
+    try:
+        if not isinstance(data, dict):
+            raise FilterError([("", "the body must be a JSON object")])
+        unknown = set(data) - {"filter"}
+        if unknown:
+            raise FilterError([(k, "is not a known field (expected filter)") for k in sorted(unknown)])
+        f = from_json(data.get("filter"))
+    except FilterError as e:
+        return api_error(422, "The filter is not valid.", errors=e.as_list())
+    return export.response(request, f, fmt)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import queries
+from . import export, queries
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
 from .models import ApiKey, IngestProblem, iso
@@ -167,3 +167,16 @@ def feed_histogram(request: HttpRequest) -> JsonResponse:
         "bucket_seconds": seconds,
         "buckets": [{"start": iso(b.start), "end": iso(b.end), "count": b.count} for b in buckets],
     })
+
+
+@require_GET
+@login_required
+def feed_export(request: HttpRequest) -> HttpResponse:
+    """The feed's filter as a download (the Export link): `format=ndjson` (default) or `csv`."""
+    fmt = request.GET.get("format", "ndjson")
+    if fmt not in export.FORMATS:
+        return JsonResponse({"errors": {"format": ["Use ndjson or csv."]}}, status=400)
+    form = FeedForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    return export.response(request, replace(form.event_filter(), order="DESC"), fmt)
