@@ -46,6 +46,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -189,6 +199,11 @@ EVENTFEED_MAX_BACKFILL_MINUTES = env_int("EVENTFEED_MAX_BACKFILL_MINUTES", 60)
 # Automations: evaluate inside every Daphne process (false when only `manage.py run_automations`
 # workers should evaluate).
 EVENTFEED_AUTOMATIONS_IN_PROCESS = env_bool("EVENTFEED_AUTOMATIONS_IN_PROCESS", True)
+
+# User templates (automation actions, webhook templates) render in eventfeed/sandbox.py within
+# this much CPU time and output (characters).
+EVENTFEED_TEMPLATE_CPU_SECONDS = env_float("EVENTFEED_TEMPLATE_CPU_SECONDS", 1.0)
+EVENTFEED_TEMPLATE_MAX_OUTPUT = env_int("EVENTFEED_TEMPLATE_MAX_OUTPUT", 65_536)
 
 LOGGING = {
     "version": 1,
