@@ -90,6 +90,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First, so that every error under /api/ (a 404, a CSRF 403, a 500) leaves as JSON.
+    "eventfeed.events.middleware.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -130,7 +132,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env_int("DATABASE_POOL_MAX", 10),
-        "timeout": 30,
+        # How long a request waits for a connection: while the database is away, a request
+        # is answered 503 + Retry-After after this long rather than holding its client.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, for the test database: browser tests serve it from a second process.

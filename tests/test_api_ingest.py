@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -229,3 +230,50 @@ def test_it_stores_the_rest_of_a_batch_when_another_writer_stored_some_ids_first
     assert len(calls) == 2
     assert EventResource.objects.filter(event_id=first["id"]).count() == 1
     assert EventResource.objects.filter(event_id=second["id"]).count() == 1
+
+
+
+@pytest.mark.skipif("os.environ.get('DATABASE_URL', '').startswith('sqlite') or not os.environ.get('DATABASE_URL')")
+def test_it_stores_concurrent_overlapping_batches_without_a_deadlock(monkeypatch):
+    # Two batches with the same ids in opposite orders, written at the same moment: COPY takes
+    # the primary-key locks row by row, so without one order for every batch each waits for
+    # the other and PostgreSQL kills one with "deadlock detected" (a 500 over HTTP).
+    import threading
+
+    from django.db import connection
+
+    from eventfeed.events import ingest as ingest_module
+    from tests.conftest import store
+
+    events = [make_event() for _ in range(3000)]
+    real = ingest_module.already_stored
+    together = threading.Barrier(2, timeout=20)
+
+    calls = []
+
+    def already_stored_then_wait(ids):
+        found = real(ids)
+        calls.append(ids)
+        if len(calls) <= 2:  # the first check of each batch; a retry goes on alone
+            together.wait()
+        return found
+
+    monkeypatch.setattr(ingest_module, "already_stored", already_stored_then_wait)
+    errors = []
+
+    def send(batch):
+        try:
+            store(*batch)
+        except Exception as e:  # noqa: BLE001 (the test reports it)
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in (events, events[::-1])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Event.objects.count() == len(events)
+    assert EventResource.objects.count() == len(events)

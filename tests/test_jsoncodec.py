@@ -45,3 +45,23 @@ def test_it_writes_compact_json_and_keeps_non_ascii():
 
 def test_it_writes_str_subclasses_as_strings():
     assert jsoncodec.dumps({"a": SafeString("<b>")}) == '{"a":"<b>"}'
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_it_refuses_json_nested_too_deeply_by_name(depth):
+    # msgspec and json both raise RecursionError here: it must be the same clean refusal as
+    # any other malformed JSON, not an exception that takes a batch down with it.
+    with pytest.raises(json.JSONDecodeError) as info:
+        jsoncodec.loads("[" * depth + "]" * depth)
+    assert "nested too deeply" in info.value.msg
+
+
+def test_it_refuses_an_event_too_deep_to_validate_with_a_problem():
+    # Parsed in a shallow stack, validated in a deep one: validation names the problem too.
+    raw = make_event(payload={"a": jsoncodec.loads("[" * 900 + "]" * 900)})
+
+    def nested(n):
+        return validate_event(raw) if n == 0 else nested(n - 1)
+
+    event, problems = nested(300)
+    assert event is None and "nested too deeply" in problems[0].rule

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
@@ -15,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import jsoncodec
+from . import dbfaults, jsoncodec
 from .filters import resource_rows
 from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, words_sql
 from .models import prefect_shape as wire
@@ -47,15 +48,24 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     for event in events:
         unique.setdefault(event.id, event)
     received = timezone.now()
-    for event in unique.values():
+    # Rows are written in id order: COPY locks each primary key as it writes it, and two
+    # batches sharing ids in different orders would otherwise deadlock.
+    ordered = sorted(unique.values(), key=lambda e: e.id)
+    for event in ordered:
         event.received = received
 
-    with transaction.atomic():
-        existing = already_stored(list(unique))
-        fresh = _store([e for e in unique.values() if e.id not in existing])
-        if fresh:
-            add_counts(fresh)
-            transaction.on_commit(lambda: publish(fresh))
+    def store_new() -> list[CleanEvent]:
+        with transaction.atomic():
+            existing = already_stored([e.id for e in ordered])
+            fresh = _store([e for e in ordered if e.id not in existing])
+            if fresh:
+                add_counts(fresh)
+                transaction.on_commit(lambda: publish(fresh))
+        return fresh
+
+    # A deadlock or serialization failure left by another writer is retried here, so that no
+    # door answers it with an error.
+    fresh = dbfaults.retrying(store_new)
     return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
 
 
@@ -91,11 +101,14 @@ def add_counts(events: list[CleanEvent]) -> None:
             )
 
 
-def binary_cursor() -> psycopg.Cursor:
+@contextmanager
+def binary_cursor() -> Iterator[psycopg.Cursor]:
     """A cursor on Django's connection (in its transaction) that binds parameters on the server.
-    Django's own cursors quote every parameter into the SQL text in Python."""
+    Django's own cursors quote every parameter into the SQL text in Python. Its errors become
+    Django's, as a Django cursor's would, so that callers catch one kind of DatabaseError."""
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def already_stored(ids: list) -> set:

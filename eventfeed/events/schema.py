@@ -294,11 +294,19 @@ def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: i
     if check.problems:
         return _finish(check, base)
 
-    text = json_text(name, resource, related, payload)
+    try:
+        text = json_text(name, resource, related, payload)
+    except RecursionError:
+        # Parsed in a shallow stack, written in a deeper one: refused like deep text.
+        check.fail(".payload", jsoncodec.TOO_DEEP)
+        return _finish(check, base)
     # PostgreSQL cannot store NUL characters or lone surrogates; refuse them here with a path
     # instead of failing the whole batch in the database.
     if "\\u0000" in text or "\x00" in text:
-        where = next(filter(None, (_find_nul(v, "." + k) for k, v in raw.items())), None)
+        try:
+            where = next(filter(None, (_find_nul(v, "." + k) for k, v in raw.items())), None)
+        except RecursionError:
+            where = ""
         if where is not None:
             check.fail(where, "strings must not contain the NUL character (\\u0000)")
     try:
