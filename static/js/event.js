@@ -1,4 +1,4 @@
-// The event page: local times, copy buttons, the actions menu, and the payload as a JSON tree.
+// The event page (times are lib/times.js's, started by page.js): copy buttons, the actions menu, and the payload as a JSON tree.
 // Every string from the event goes into the page through textContent, never as HTML.
 
 const STRING_FOLD = 240; // characters of a long string shown before "show more"
@@ -12,41 +12,6 @@ const EXPAND_ALL_BUDGET = 5000; // values "Expand all" may render before it stop
 const page = document.querySelector(".ev");
 const toast = document.querySelector(".ev-toast");
 const data = JSON.parse(document.getElementById("event-data")?.textContent || "null");
-
-// -- times ------------------------------------------------------------------------------------
-
-const dateTime = new Intl.DateTimeFormat(undefined, {
-  year: "numeric", month: "short", day: "numeric",
-  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3,
-  timeZoneName: "short",
-});
-const timeOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const dayAndTime = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-const UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
-
-function relativeText(date) {
-  const seconds = (date.getTime() - Date.now()) / 1000;
-  for (const [unit, size] of UNITS) {
-    if (Math.abs(seconds) >= size || unit === "second") {
-      return relative.format(Math.round(seconds / size), unit);
-    }
-  }
-  return "";
-}
-
-function renderTimes() {
-  const today = new Date().toDateString();
-  for (const el of document.querySelectorAll("time[data-format]")) {
-    const date = new Date(el.getAttribute("datetime"));
-    if (Number.isNaN(date.getTime())) continue;
-    const format = el.dataset.format;
-    if (format === "relative") el.textContent = relativeText(date);
-    else if (format === "datetime") el.textContent = dateTime.format(date);
-    else if (format === "time") el.textContent = (date.toDateString() === today ? timeOnly : dayAndTime).format(date);
-    if (format !== "datetime") el.title = dateTime.format(date);
-  }
-}
 
 // -- copying ----------------------------------------------------------------------------------
 
@@ -363,7 +328,5 @@ raw?.addEventListener("toggle", () => {
   if (raw.open && !code.textContent) code.textContent = pretty(data);
 });
 
-renderTimes();
-setInterval(renderTimes, 30_000);
 foldLongValues();
 buildPayload();

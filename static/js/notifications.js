@@ -2,6 +2,8 @@
 // The socket reconnects with a growing delay; a toast missed while disconnected is still on the
 // notifications page.
 
+import { appPath, socketUrl } from "./lib/dom.js";
+
 const region = document.createElement("div");
 region.className = "toasts";
 region.setAttribute("role", "status");
@@ -27,8 +29,7 @@ function toast(note) {
 
 let delay = 1000;
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/notifications`);
+  const socket = new WebSocket(socketUrl(appPath("notificationsSocket")));
   socket.addEventListener("open", () => {
     delay = 1000;
     document.documentElement.dataset.notifications = "connected";

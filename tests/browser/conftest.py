@@ -121,3 +121,26 @@ def signed_in_page(browser, asgi_server, transactional_db, django_user_model):
     page.server = asgi_server
     yield page
     context.close()
+
+
+@pytest.fixture
+def open_page(browser, asgi_server, transactional_db, django_user_model):
+    """A factory of signed-in pages with a chosen viewport, colour scheme and time zone:
+    `open_page(width=390, height=844, scheme="dark", zone="America/New_York")`."""
+    user = django_user_model.objects.create_user("viewer", password="viewer-password-1")
+    client = Client()
+    client.force_login(user)
+    contexts = []
+
+    def make(width: int = 1440, height: int = 900, scheme: str = "light", zone: str = "UTC"):
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme, timezone_id=zone)
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}])
+        contexts.append(context)
+        page = context.new_page()
+        page.server = asgi_server
+        page.user = user
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

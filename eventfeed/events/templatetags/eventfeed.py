@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django import template
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
@@ -57,9 +58,9 @@ def related_by_role(related: list[dict]) -> list[tuple[str, list[dict]]]:
 
 @register.simple_tag
 def feed_url(**params) -> str:
-    """/events/?… with the given filter parameters (empty ones left out)."""
+    """The feed URL with the given filter parameters (empty ones left out)."""
     query = urlencode({k: v for k, v in params.items() if v}, doseq=True)
-    return "/events/" + (f"?{query}" if query else "")
+    return reverse("feed") + (f"?{query}" if query else "")
 
 
 @register.filter
@@ -96,7 +97,7 @@ WIDER_RANGES = ("1h", "24h", "7d", "30d")
 
 
 def _feed_query(query, *, drop: tuple[str, ...] = (), remove: tuple[str, str] | None = None, **set_params) -> str:
-    """/events/?… from a QueryDict, without paging, the `drop`ped keys and one (key, value)
+    """The feed URL from a QueryDict, without paging, the `drop`ped keys and one (key, value)
     `remove`d, with `set_params` replacing their keys."""
     out = query.copy()
     for key in (*PAGING_PARAMS, *drop, *set_params):
@@ -109,7 +110,7 @@ def _feed_query(query, *, drop: tuple[str, ...] = (), remove: tuple[str, str] | 
         if value:
             out[key] = value
     encoded = out.urlencode()
-    return "/events/" + (f"?{encoded}" if encoded else "")
+    return reverse("feed") + (f"?{encoded}" if encoded else "")
 
 
 @register.simple_tag
