@@ -47,6 +47,19 @@ PREFECT_ONLY = {
     "pause-work-pool", "resume-work-pool",
 }
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+# Prefect's call-webhook and send-notification name a block document (a channel); Eventfeed's
+# own forms of them (a URL; in-app and email) do not, and the SDK would refuse them under
+# Prefect's type. The API shows them under these types, which the SDK reads as UnknownAction
+# and sends back unchanged; both names are accepted on the way in.
+OWN_FORMS = {"eventfeed-call-webhook": "call-webhook", "eventfeed-send-notification": "send-notification"}
+
+
+def as_prefect(action: dict) -> dict:
+    """An action as the API shows it: Prefect's shape where Prefect has the action."""
+    kind = action.get("type")
+    if kind in ("call-webhook", "send-notification") and not action.get("block_document_id"):
+        return {**action, "type": f"eventfeed-{kind}"}
+    return action
 
 TEMPLATES = Engine(autoescape=False, builtins=["eventfeed.automations.templating"])
 
@@ -91,6 +104,7 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
             problems.append((p, "must be an object with a type"))
             continue
         kind = action.get("type") or default_action_type(action)
+        kind = OWN_FORMS.get(kind, kind)
         if kind is None:
             problems.append((f"{p}.type", f"is required: one of {', '.join(sorted(SUPPORTED))}"))
             continue

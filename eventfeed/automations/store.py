@@ -13,7 +13,7 @@ from eventfeed.events.ingest import ingest
 from eventfeed.events.models import iso
 from eventfeed.events.schema import RESOURCE_ID, validate_event
 
-from .actions import parse_actions
+from .actions import as_prefect, parse_actions
 from .core import new_state, next_due
 from .models import Automation, TriggerState
 from .triggers import TriggerError, parse_trigger
@@ -139,9 +139,9 @@ def automation_json(a: Automation) -> dict:
         "enabled": a.enabled,
         "tags": a.tags,
         "trigger": a.trigger,
-        "actions": a.actions,
-        "actions_on_trigger": a.actions_on_trigger,
-        "actions_on_resolve": a.actions_on_resolve,
+        "actions": [as_prefect(x) for x in a.actions],
+        "actions_on_trigger": [as_prefect(x) for x in a.actions_on_trigger],
+        "actions_on_resolve": [as_prefect(x) for x in a.actions_on_resolve],
         "owner_resource": a.owner_resource,
         "last_fired": iso(a.last_fired) if a.last_fired else None,
     }
