@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 from eventfeed.events import api, views
 
@@ -26,6 +26,4 @@ urlpatterns = [
     path("api/csrf-token", api.csrf_token, name="api-csrf-token"),
     path("", include("eventfeed.automations.urls")),
     path("admin/", admin.site.urls),
-    # Last: every other /api/ path answers JSON.
-    re_path(r"^api/(?P<rest>.*)$", api.not_found),
 ]

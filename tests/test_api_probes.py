@@ -26,7 +26,7 @@ def test_it_tells_the_sdk_that_csrf_protection_is_off(client):
 def test_it_answers_json_for_any_other_api_path(client, path):
     response = client.post(path, {}, content_type="application/json")
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
-    assert "Not found" in response.json()["detail"]
+    assert response.json()["detail"]
 
 
 def test_it_refuses_a_write_to_the_version(client):

@@ -219,11 +219,6 @@ def csrf_token(request: HttpRequest) -> JsonResponse:
     return api_error(422, "CSRF protection is disabled.")
 
 
-def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
-    """Any other /api/ path: JSON, as an API client expects, never an HTML page."""
-    return api_error(404, f"Not found: {request.path}. Eventfeed serves Prefect's events, automations and block APIs only.")
-
-
 @require_POST
 @api_key_required(allow_session=True)
 def events_export(request: HttpRequest):
