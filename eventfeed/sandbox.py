@@ -430,16 +430,15 @@ def _constant_problem(node: nodes.Node) -> str | None:
     refused when saved: run the same size checks the render would, on the constant arguments."""
     try:
         if isinstance(node, nodes.BinExpr) and node.operator in _Environment.intercepted_binops:
-            left, right = node.left.as_const(), node.right.as_const()
-            _preflight_binop(node.operator, left, right)
+            _preflight_binop(node.operator, _const(node.left), _const(node.right))
         elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range":
-            numbers = range(*[a.as_const() for a in node.args])
+            numbers = range(*[_const(a) for a in node.args])
             if len(numbers) > _limits().range:
                 return f"range() may have at most {_limits().range} items, not {len(numbers)}"
         elif isinstance(node, nodes.Filter) and node.name in _ESTIMATES and node.node is not None:
             func = ENVIRONMENT.filters[node.name]
-            args = [node.node.as_const(), *[a.as_const() for a in node.args]]
-            kwargs = {k.key: k.value.as_const() for k in node.kwargs}
+            args = [_const(node.node), *[_const(a) for a in node.args]]
+            kwargs = {k.key: _const(k.value) for k in node.kwargs}
             bound = inspect.signature(func).bind_partial(*([None] if _passes_context(func) else []), *args, **kwargs)
             bound.apply_defaults()
             _within(_ESTIMATES[node.name](bound.arguments), f"the filter {node.name}")
@@ -448,6 +447,14 @@ def _constant_problem(node: nodes.Node) -> str | None:
     except Exception:  # noqa: BLE001 - not a constant, or not checkable before rendering
         return None
     return None
+
+
+def _const(node: nodes.Expr) -> Any:
+    """A constant expression's value, computed with the render's checks (Jinja does not fold the
+    operators the sandbox intercepts)."""
+    if isinstance(node, nodes.BinExpr) and node.operator in _Environment.intercepted_binops:
+        return _binop(node.operator, _const(node.left), _const(node.right))
+    return node.as_const()
 
 
 def _passes_context(func: Callable) -> bool:

@@ -58,7 +58,7 @@ def test_it_calls_a_webhook_with_a_templated_body(db, webhook):
     recorder, url = webhook
     a = fire([{"type": "call-webhook", "url": url + "/hook", "headers": {"X-Token": "t"},
                "payload": '{"automation": "{{ automation.name }}", "resource": "{{ event.resource.id }}", '
-                          '"name": {{ event.resource|label:"prefect.resource.name"|json }}, "total": {{ event.payload.total }}}'}],
+                          '"name": {{ event.resource["prefect.resource.name"]|json }}, "total": {{ event.payload.total }}}'}],
              payload={"total": 12}, **{"prefect.resource.name": 'Order "9"'})
     assert actions.run_due_actions() == 1
     [request] = recorder.requests
@@ -135,3 +135,84 @@ def test_it_keeps_running_other_actions_when_one_raises(db):
     statuses = list(ActionRun.objects.order_by("index").values_list("status", flat=True))
     assert statuses == ["pending", "succeeded"]
     assert "does not exist" in ActionRun.objects.get(index=0).last_error
+
+
+@pytest.mark.parametrize("template, reason", [
+    ('{{ event.resource.id|center(300000000) }}', "the filter center would make a value of 300000000 characters"),
+    ("{% for a in 'abcdefghij' * 9 %}{% for b in 'abcdefghij' * 9 %}{% for c in 'abcdefghij' * 9 %}{% for d in 'abcdefghij' * 9 %}"
+     "{% endfor %}{% endfor %}{% endfor %}{% endfor %}", "used more than 1 s of CPU"),
+    ("{% for i in range(automation.name|length * 10 ** 8) %}{% endfor %}", "range() may have at most 1000 items"),
+])
+def test_it_fails_a_template_bomb_once_with_its_reason(db, template, reason):
+    import time
+
+    fire([{"type": "send-notification", "body": template}, {"type": "do-nothing"}])
+    started = time.thread_time()
+    actions.run_due_actions()
+    # CPU time of this thread, which rendered: the machine's load does not count against it.
+    assert time.thread_time() - started < 2
+    bomb, nothing = ActionRun.objects.order_by("index")
+    # A template fails the same way every time: no retry.
+    assert (bomb.status, bomb.attempts) == ("failed", 1)
+    assert bomb.last_error.startswith("the body template failed: ") and reason in bomb.last_error
+    assert nothing.status == "succeeded"
+    [failed] = action_events("failed")
+    assert reason in failed.payload["reason"]
+
+
+def test_it_renders_prefect_template_context(db):
+    fire([{"type": "send-notification", "subject": "{{ resource.id }}",
+           "body": "{{ event.resource_in_role['customer'].id }} {{ related[0].role }} {{ automation.name }} "
+                   "{{ event.payload.total }} {{ flow_run.name }}!"}],
+         related=[{"prefect.resource.id": "acme.customer.7", "prefect.resource.role": "customer"}], payload={"total": 3})
+    actions.run_due_actions()
+    note = Notification.objects.get()
+    assert (note.subject, note.body) == ("acme.order.9", "acme.customer.7 customer shipping 3 !")
+
+
+def test_it_refuses_an_invalid_template_when_saved(db):
+    from eventfeed.automations.triggers import TriggerError
+
+    with pytest.raises(TriggerError) as refused:
+        store.parse_automation({"name": "x", "trigger": {"expect": ["a"]},
+                                "actions": [{"type": "send-notification", "body": "{{ 'a' * 10 ** 9 }}"}]})
+    [(path, rule)] = refused.value.problems
+    assert path == "actions[0].body" and "the operator * would make a value of 1000000000 characters" in rule
+
+
+@pytest.fixture(scope="module")
+def live_server_url(django_db_setup, django_db_blocker):
+    """Daphne serving the project (its evaluator and action runner in-process), for this module."""
+    from tests.browser.conftest import serve
+
+    yield from serve(django_db_blocker)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_the_server_answering_while_a_template_bomb_fails_its_action(live_server_url):
+    import time
+
+    import httpx
+
+    from eventfeed.events.models import ApiKey
+
+    _, key = ApiKey.create("bomb")
+    headers = {"Authorization": f"Bearer {key}"}
+    bomb = ("{% for a in 'abcdefghij' * 9 %}{% for b in 'abcdefghij' * 9 %}{% for c in 'abcdefghij' * 9 %}"
+            "{% for d in 'abcdefghij' * 9 %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}")
+    with httpx.Client(base_url=live_server_url, headers=headers, timeout=10) as http:
+        created = http.post("/api/automations/", json={"name": "bomb", "trigger": {"expect": ["acme.bomb"]},
+                                                       "actions": [{"type": "send-notification", "body": bomb}]})
+        assert created.status_code == 201, created.text
+        assert http.post("/api/events", json=make_event("acme.bomb")).status_code == 200
+        answered, slowest, deadline = 0, 0.0, time.monotonic() + 60
+        while not ActionRun.objects.filter(status="failed").exists():
+            assert time.monotonic() < deadline, "the action did not fail within 60 s"
+            started = time.monotonic()
+            assert http.get("/api/health").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            answered += ActionRun.objects.filter(status="running").exists()
+            time.sleep(0.05)
+    run = ActionRun.objects.get()
+    assert "the body template failed: the template used more than 1 s of CPU" == run.last_error
+    assert answered >= 2 and slowest < 1.0, (answered, slowest)

@@ -16,8 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
+
+from eventfeed import sandbox
 
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import Event, iso
@@ -61,17 +62,13 @@ def as_prefect(action: dict) -> dict:
         return {**action, "type": f"eventfeed-{kind}"}
     return action
 
-TEMPLATES = Engine(autoescape=False, builtins=["eventfeed.automations.templating"])
 
 
 def _check_template(problems: list, value: Any, path: str) -> None:
     if not isinstance(value, str):
-        problems.append((path, f"must be a string (a Django template), not {json_type(value)}"))
+        problems.append((path, f"must be a string (a Jinja template), not {json_type(value)}"))
         return
-    try:
-        TEMPLATES.from_string(value)
-    except TemplateSyntaxError as e:
-        problems.append((path, f"is not a valid template: {e}"))
+    problems.extend((path, f"is not a valid template: {problem}") for problem in sandbox.check(value))
 
 
 def default_action_type(action: dict) -> str | None:
@@ -167,8 +164,8 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
 # -- running ------------------------------------------------------------------------------------
 
 class Labels(dict):
-    """A resource's labels for templates: `{{ event.resource.id }}`, `.name`, `.role`, and any
-    label with `{{ event.resource|label:"prefect.resource.name" }}`."""
+    """A resource's labels for templates, as Prefect's Resource reads: `{{ event.resource.id }}`,
+    `.name`, `.role`, and any label with `{{ event.resource["prefect.resource.name"] }}`."""
 
     @property
     def id(self) -> str:
@@ -184,14 +181,20 @@ class Labels(dict):
 
 
 def template_context(run) -> dict:
+    """What an action template sees (README, "Action templates"): Prefect's names for the same
+    things, so that a Prefect template renders unchanged."""
     firing, automation = run.firing, run.automation
     event = full_event(firing.triggering_event)
     if event is not None:
-        event = dict(event, resource=Labels(event["resource"]), related=[Labels(r) for r in event.get("related") or []])
+        related = [Labels(r) for r in event.get("related") or []]
+        event = dict(event, resource=Labels(event["resource"]), related=related,
+                     resource_in_role={r.role: r for r in related})
     return {
         "automation": {"id": str(automation.id), "name": automation.name, "description": automation.description,
                        "url": f"/automations/{automation.id}/"},
         "event": event,
+        "resource": event["resource"] if event else None,
+        "related": event["related"] if event else [],
         "labels": firing.labels,
         "firing": {"id": str(firing.id), "kind": firing.kind, "at": iso(firing.at), "event_id": str(firing.event_id)},
     }
@@ -205,14 +208,19 @@ def full_event(slim: dict | None) -> dict | None:
     return stored.as_prefect() if stored is not None else slim
 
 
-def render(source: str, ctx: dict) -> str:
-    return TEMPLATES.from_string(source).render(Context(ctx, autoescape=False))
-
-
 class ActionFailed(Exception):
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, *, final: bool = False):
         super().__init__(message)
         self.status = status
+        # A failure that would recur on every attempt (a template that breaks a bound) is not retried.
+        self.final = final
+
+
+def render(source: str, ctx: dict, field: str = "template") -> str:
+    try:
+        return sandbox.render(source, ctx)
+    except sandbox.SandboxError as e:
+        raise ActionFailed(f"the {field} template failed: {e.reason}", final=True) from None
 
 
 def perform(run) -> int | None:
@@ -224,7 +232,7 @@ def perform(run) -> int | None:
     if kind == "call-webhook":
         import httpx
 
-        body = render(action.get("payload", ""), ctx)
+        body = render(action.get("payload", ""), ctx, "payload")
         try:
             response = httpx.request(
                 action.get("method", "POST"), action["url"], headers=action.get("headers") or {},
@@ -238,8 +246,8 @@ def perform(run) -> int | None:
     if kind == "send-notification":
         from .notify import notify
 
-        subject = render(action.get("subject", ""), ctx).strip() or f"{run.automation.name} fired"
-        body = render(action.get("body", ""), ctx)
+        subject = render(action.get("subject", ""), ctx, "subject").strip() or f"{run.automation.name} fired"
+        body = render(action.get("body", ""), ctx, "body")
         notify(run.automation, run.firing, subject, body)
         if action.get("to"):
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, action["to"])
@@ -248,10 +256,10 @@ def perform(run) -> int | None:
         raw = {
             "id": str(uuid.uuid4()),
             "occurred": iso(timezone.now()),
-            "event": render(action["event"], ctx).strip(),
-            "resource": {k: render(v, ctx) for k, v in (action.get("resource") or {}).items()}
+            "event": render(action["event"], ctx, "event").strip(),
+            "resource": {k: render(v, ctx, f"resource.{k}") for k, v in (action.get("resource") or {}).items()}
             or {RESOURCE_ID: run.automation.resource_id},
-            "related": [{k: render(v, ctx) for k, v in r.items()} for r in action.get("related") or []],
+            "related": [{k: render(v, ctx, f"related[{i}].{k}") for k, v in r.items()} for i, r in enumerate(action.get("related") or [])],
             "payload": action.get("payload") or {},
         }
         event, problems = validate_event(raw)
@@ -326,7 +334,7 @@ def execute(run) -> None:
         status = getattr(e, "status", None)
         error = str(e) if isinstance(e, ActionFailed) else f"{type(e).__name__}: {e}"
         log.warning("automation %s action %d failed (attempt %d): %s", run.automation_id, run.index, run.attempts, error)
-        final = run.attempts >= MAX_ATTEMPTS
+        final = run.attempts >= MAX_ATTEMPTS or getattr(e, "final", False)
         run.status = ActionRun.FAILED if final else ActionRun.PENDING
         run.last_error = error[:2000]
         run.response_status = status
