@@ -22,7 +22,16 @@
 5. Close codes and reasons. Daphne drops the `reason` of `websocket.close`, and autobahn's
    sendClose refuses protocol codes such as 1008 (policy violation, what Prefect's protocol
    answers a bad key with) and 1013 (try again later), which Daphne then turns into 1011. The
-   close frame is sent as asked.
+   close frame is sent as asked. Every close Daphne makes on its own (an application error, the
+   connection's age limit, a message over the size limit) carries a reason too, and a failing
+   connection gets a close frame rather than a dropped TCP connection.
+6. Message size. Daphne's default limit is 1 MiB, under the documented 1,500,000-byte event
+   limit: a bigger event aborted the connection and every frame queued after it. Websocket
+   messages may be WS_MAX_MESSAGE_BYTES (four events' worth), so that an event over the event
+   limit is refused by validation with an error frame while the connection goes on.
+7. Checkpoints. The Prefect SDK counts every event sent before a pong as delivered. On
+   CHECKPOINT_PATHS a ping is handed to the application in order with the frames (as
+   `websocket.checkpoint`), which answers `websocket.pong` once everything before it is stored.
 """
 
 from __future__ import annotations
@@ -35,6 +44,16 @@ from autobahn.websocket.protocol import PreparedMessage
 
 log = logging.getLogger(__name__)
 
+# The event limit is read here, not from Django's settings: Daphne imports this module's
+# patches before any request, and the settings module may not be configured in every caller.
+MAX_EVENT_BYTES = int(os.environ.get("EVENTFEED_MAX_EVENT_BYTES", 1_500_000))
+WS_MAX_MESSAGE_BYTES = int(os.environ.get("EVENTFEED_WS_MAX_MESSAGE_BYTES", 4 * MAX_EVENT_BYTES))
+CHECKPOINT_PATHS = {b"/api/events/in"}
+CLOSE_REASONS = {
+    1000: "Closing",
+    1001: "Server going away; reconnect",
+    1011: "Internal server error; reconnect and resend what was not confirmed",
+}
 READ_HIGH_WATER = 1_000
 READ_LOW_WATER = 100
 POLL_SECONDS = 0.01
@@ -66,6 +85,33 @@ def install() -> None:
         return
     on_message = WebSocketProtocol.onMessage
     handle_reply = WebSocketProtocol.handle_reply
+    on_connect = WebSocketProtocol.onConnect
+    on_ping = WebSocketProtocol.onPing
+
+    def onConnect(self, request):
+        # Copied from the factory when the connection was made; set per connection so that
+        # however Daphne was started (its CLI, runserver, tests), the limits are the same.
+        self.maxMessagePayloadSize = self.maxFramePayloadSize = WS_MAX_MESSAGE_BYTES
+        self.failByDrop = False
+        return on_connect(self, request)
+
+    def onPing(self, payload):
+        queue = getattr(self, "application_queue", None)
+        if queue is not None and getattr(self, "path", None) in CHECKPOINT_PATHS and self.state == self.STATE_OPEN:
+            queue.put_nowait({"type": "websocket.checkpoint", "payload": payload})
+            return
+        on_ping(self, payload)
+
+    def serverClose(self, code=None):
+        code = 1000 if code is None else code
+        close(self, code, CLOSE_REASONS.get(code, "Closing"))
+
+    def sendCloseFrame(self, code=None, reasonUtf8=None, isReply=False):
+        if code is not None and not reasonUtf8 and code in CLOSE_REASONS:
+            reasonUtf8 = CLOSE_REASONS[code].encode()
+        return send_close_frame(self, code=code, reasonUtf8=reasonUtf8, isReply=isReply)
+
+    send_close_frame = WebSocketProtocol.sendCloseFrame
 
     def onMessage(self, payload, isBinary):
         on_message(self, payload, isBinary)
@@ -78,6 +124,10 @@ def install() -> None:
 
     def handle_reply_(self, message):
         kind = message.get("type")
+        if kind == "websocket.pong":
+            if self.state == self.STATE_OPEN:
+                self.sendPong(message.get("payload") or None)
+            return
         if kind == "websocket.close" and self.state != self.STATE_CONNECTING:
             close(self, message.get("code") or 1000, message.get("reason") or "")
             return
@@ -99,6 +149,10 @@ def install() -> None:
         handle_reply(self, message)
 
     WebSocketProtocol.onMessage = onMessage
+    WebSocketProtocol.onConnect = onConnect
+    WebSocketProtocol.onPing = onPing
+    WebSocketProtocol.serverClose = serverClose
+    WebSocketProtocol.sendCloseFrame = sendCloseFrame
     WebSocketProtocol.handle_reply = handle_reply_
     WebSocketProtocol._eventfeed_installed = True
     calm_collector()

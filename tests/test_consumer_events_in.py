@@ -153,3 +153,39 @@ async def test_it_refuses_a_wrong_key_in_the_authorization_header(api_key):
     assert output["type"] == "websocket.close" and output["code"] == 1008
     await communicator.disconnect()
     assert await stored_names() == []
+
+
+async def test_it_answers_a_checkpoint_only_after_the_frames_before_it_are_stored(api_key):
+    # Daphne hands a ping over as websocket.checkpoint (eventfeed.serving); the SDK counts
+    # every event sent before the pong as delivered.
+    frames = [make_event(f"t.checkpoint.{i}") for i in range(50)]
+    communicator, _ = await connect()
+    try:
+        await authenticate(communicator, api_key)
+        for frame in frames:
+            await communicator.send_to(text_data=json.dumps(frame))
+        await communicator.send_input({"type": "websocket.checkpoint", "payload": b"cp-1"})
+        pong = await communicator.receive_output(timeout=5)
+        stored_at_pong = len(await stored_names())
+    finally:
+        await communicator.disconnect()
+    assert pong == {"type": "websocket.pong", "payload": b"cp-1"}
+    assert stored_at_pong == len(frames)
+
+
+async def test_it_answers_a_frame_nested_too_deeply_and_stores_the_rest_of_its_batch(api_key):
+    # msgspec's RecursionError used to end the flush task: the whole batch vanished, silently.
+    deep = json.dumps(make_event("t.deep")).replace('"payload": {}', '"payload": {"a": ' + "[" * 3000 + "]" * 3000 + "}")
+    communicator, _ = await connect()
+    try:
+        await authenticate(communicator, api_key)
+        await communicator.send_to(text_data=json.dumps(make_event("t.before")))
+        await communicator.send_to(text_data=deep)
+        await communicator.send_to(text_data=json.dumps(make_event("t.after")))
+        error = await communicator.receive_json_from(timeout=5)
+    finally:
+        await communicator.disconnect()
+    assert error["frame"] == 1 and "nested too deeply" in error["errors"][0]["rule"]
+    assert sorted(await stored_names()) == ["t.after", "t.before"]
+    problem = await database_sync_to_async(IngestProblem.objects.get)()
+    assert "nested too deeply" in problem.errors[0]["rule"] and problem.frame.startswith("{")

@@ -152,3 +152,67 @@ def test_it_closes_a_subscriber_that_stops_reading_with_1013(small_buffer_server
     assert close.code == 1013 and "too slow" in close.reason
     # It was told after falling behind, not before: what it had been sent, it could read.
     assert 0 < received < 4_000
+
+
+def big_event(size: int) -> str:
+    event = json.loads(frame(0).replace("t.burst.", "t.big."))
+    event["payload"] = {"pad": "z" * size}
+    return json.dumps(event)
+
+
+def test_it_takes_an_event_up_to_the_event_limit_and_refuses_a_bigger_one_without_closing(asgi_server):
+    # Daphne's own limit (1 MiB) aborted the connection, without a close frame, on a 1.2 MB event
+    # the documented 1,500,000-byte limit allows, and every frame queued after it was lost.
+    _, key = ApiKey.create("big")
+    url = asgi_server.replace("http", "ws") + "/api/events/in"
+    fits, too_big, after = big_event(1_400_000), big_event(2_000_000), frame(1).replace("t.burst.", "t.big.after.")
+
+    async def send():
+        async with websockets.connect(url, subprotocols=["prefect"], max_size=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            assert json.loads(await ws.recv()) == {"type": "auth_success"}
+            for text in (fits, too_big, after):
+                await ws.send(text)
+            error = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            await asyncio.wait_for(await ws.ping(), 20)  # a checkpoint: everything before is stored
+            return error
+
+    error = asyncio.run(send())
+    assert error["frame"] == 1 and "the limit is 1,500,000 bytes per event" in error["errors"][0]["rule"]
+    assert set(Event.objects.values_list("event", flat=True)) == {"t.big.0", "t.big.after.1"}
+
+
+def test_it_answers_a_ping_only_once_the_frames_before_it_are_stored(asgi_server):
+    _, key = ApiKey.create("checkpoint")
+    url = asgi_server.replace("http", "ws") + "/api/events/in"
+    frames = [frame(i).replace("t.burst.", "t.cp.") for i in range(3_000)]
+
+    async def send():
+        async with websockets.connect(url, subprotocols=["prefect"]) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            await ws.recv()
+            for text in frames:
+                await ws.send(text)
+            await asyncio.wait_for(await ws.ping(), 60)
+            return Event.objects.filter(event__startswith="t.cp.").count()
+
+    assert asyncio.run(send()) == len(frames)
+
+
+def test_it_closes_a_message_over_the_socket_limit_with_a_reason(asgi_server):
+    from eventfeed.serving import WS_MAX_MESSAGE_BYTES
+
+    _, key = ApiKey.create("huge")
+    url = asgi_server.replace("http", "ws") + "/api/events/in"
+
+    async def send():
+        async with websockets.connect(url, subprotocols=["prefect"], max_size=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": key}))
+            await ws.recv()
+            await ws.send(big_event(WS_MAX_MESSAGE_BYTES + 10))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 20)
+            return closed.value.rcvd
+
+    close = asyncio.run(send())
+    assert close.code == 1009 and "exceeds payload limit" in close.reason

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
@@ -20,7 +21,7 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
-from . import jsoncodec, live
+from . import dbfaults, jsoncodec, live
 from .auth import find_key, key_from_header
 from .filters import FilterError, from_json
 from .forms import FeedForm
@@ -36,6 +37,11 @@ BATCH = 500
 # Daphne's queue then fills and eventfeed.serving pauses the socket, slowing the sender.
 HIGH_WATER = 2_000
 FRAME_KEEP = 10_000
+# While the database is unavailable a batch is tried again after 0.5, 1, 2, 4, 5, 5… seconds.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+# How long frames of a sender that has gone are kept trying for.
+GIVE_UP_SECONDS = 60
 
 
 def store_frames(frames: list[tuple[int, str]], api_key) -> list[dict]:
@@ -65,6 +71,29 @@ def store_frames(frames: list[tuple[int, str]], api_key) -> list[dict]:
         {"type": "error", "frame": seq, "errors": [{"path": p.path, "rule": p.rule} for p in problems]}
         for seq, _, problems in bad
     ]
+
+
+def store_frames_one_by_one(frames: list[tuple[int, str]], api_key) -> list[dict]:
+    """After a batch failed for a reason other than an outage: each frame alone, so that one
+    frame the database refuses (or that breaks a bug of ours) is answered with an error frame
+    and recorded, and the frames around it are stored."""
+    errors = []
+    for seq, text in frames:
+        try:
+            errors += store_frames([(seq, text)], api_key)
+        except DatabaseError as e:
+            if dbfaults.is_unavailable(e):
+                raise
+            errors.append(record_unstorable(seq, text, api_key, f"could not be stored: {str(e).strip().splitlines()[0]}"))
+        except Exception:
+            log.exception("events/in: frame %d could not be stored", seq)
+            errors.append(record_unstorable(seq, text, api_key, "could not be stored: internal error"))
+    return errors
+
+
+def record_unstorable(seq: int, text: str, api_key, rule: str) -> dict:
+    IngestProblem.objects.create(door="websocket", api_key=api_key, errors=[Problem(seq, "", rule).as_dict()], frame=text[:FRAME_KEEP])
+    return {"type": "error", "frame": seq, "errors": [{"path": "", "rule": rule}]}
 
 
 def authorization(scope) -> str:
@@ -155,6 +184,7 @@ class EventsInConsumer(Consumer):
 
     async def connect(self) -> None:
         self.api_key = None
+        self.closed = False
         self.pending: list[tuple[int, str]] = []
         self.seq = 0
         self.flusher: asyncio.Task | None = None
@@ -179,21 +209,57 @@ class EventsInConsumer(Consumer):
             self.flusher = asyncio.ensure_future(self.flush())
 
     async def flush(self) -> None:
-        """Store everything pending, in order; one flush at a time."""
+        """Store everything pending, in order; one flush at a time. Frames leave `pending` only
+        once stored: while the database is away this waits (and the socket is not read)."""
         if self.flusher is not None and not self.flusher.done() and asyncio.current_task() is not self.flusher:
             await self.flusher
         while self.pending:
-            batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-            try:
-                errors = await database_sync_to_async(store_frames)(batch, self.api_key)
-            except DatabaseError:
-                log.exception("events/in: could not store %d frames", len(batch))
-                # Closing makes the SDK reconnect and resend what it has not seen confirmed.
-                self.pending = []
-                await self.close(code=1011, reason="Storage error; reconnect and resend")
+            batch = self.pending[:BATCH]
+            errors = await self.store(batch)
+            if errors is None:
                 return
+            del self.pending[: len(batch)]
             for error in errors:
                 await self.send(json.dumps(error))
+
+    async def store(self, batch: list[tuple[int, str]]) -> list[dict] | None:
+        """Store a batch, retrying while the database is unavailable; None if the sender left
+        and the database stayed away past GIVE_UP_SECONDS (those frames were never confirmed:
+        the SDK resends them after it reconnects)."""
+        delay, gone_since = RETRY_FIRST_SECONDS, None
+        while True:
+            try:
+                return await database_sync_to_async(store_frames)(batch, self.api_key)
+            except DatabaseError as e:
+                if not dbfaults.is_unavailable(e):
+                    log.exception("events/in: a batch of %d frames failed; storing them one by one", len(batch))
+                    return await database_sync_to_async(store_frames_one_by_one)(batch, self.api_key)
+                error = e
+            except Exception:
+                log.exception("events/in: a batch of %d frames failed; storing them one by one", len(batch))
+                return await database_sync_to_async(store_frames_one_by_one)(batch, self.api_key)
+            if self.closed:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > GIVE_UP_SECONDS:
+                    log.error("events/in: the sender left and the database is still unavailable; "
+                              "%d unconfirmed frames were not stored", len(self.pending))
+                    return None
+            log.warning("events/in: database unavailable (%s); %d frames wait, retrying in %.1f s",
+                        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                        len(self.pending), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def websocket_checkpoint(self, message: dict) -> None:
+        """A ping (eventfeed.serving hands it over in order with the frames): the pong goes out
+        once every frame before it is stored."""
+        await self.flush()
+        if not self.closed:
+            await self.base_send({"type": "websocket.pong", "payload": message.get("payload") or b""})
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        self.closed = True
+        await super().websocket_disconnect(message)
 
     async def disconnect(self, code: int) -> None:
         # Frames already read are stored even though the sender has gone.

@@ -48,16 +48,18 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     for event in events:
         unique.setdefault(event.id, event)
     received = timezone.now()
-    # Rows are written in id order: COPY locks each primary key as it writes it, and two
-    # batches sharing ids in different orders would otherwise deadlock.
-    ordered = sorted(unique.values(), key=lambda e: e.id)
-    for event in ordered:
+    for event in unique.values():
         event.received = received
+    # Rows are written in id order: COPY locks each primary key as it writes it, and two
+    # batches sharing ids in different orders would otherwise deadlock. They are published in
+    # the order they came.
+    by_id = sorted(unique.values(), key=lambda e: e.id)
 
     def store_new() -> list[CleanEvent]:
         with transaction.atomic():
-            existing = already_stored([e.id for e in ordered])
-            fresh = _store([e for e in ordered if e.id not in existing])
+            existing = already_stored([e.id for e in by_id])
+            written = {e.id for e in _store([e for e in by_id if e.id not in existing])}
+            fresh = [e for e in unique.values() if e.id in written]
             if fresh:
                 add_counts(fresh)
                 transaction.on_commit(lambda: publish(fresh))
