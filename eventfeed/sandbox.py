@@ -367,6 +367,13 @@ def _build() -> _Environment:
 
 ENVIRONMENT = _build()
 
+
+def add_filter(name: str, func: Callable) -> None:
+    """Give every template a filter an app brings (webhooks' `from_cloud_event`), guarded like
+    the built-in ones. Call it from the app's `ready()`, before any template is compiled."""
+    ENVIRONMENT.filters[name] = _guard_filter(name, func)
+    _compile.cache_clear()
+
 # Nodes that would load other templates: there are none to load.
 _LOADERS = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "channels",
     "eventfeed.events",
     "eventfeed.automations",
+    "eventfeed.webhooks",
 ]
 
 MIDDLEWARE = [
