@@ -210,6 +210,10 @@ EVENTFEED_AUTOMATIONS_IN_PROCESS = env_bool("EVENTFEED_AUTOMATIONS_IN_PROCESS", 
 EVENTFEED_TEMPLATE_CPU_SECONDS = env_float("EVENTFEED_TEMPLATE_CPU_SECONDS", 1.0)
 EVENTFEED_TEMPLATE_MAX_OUTPUT = env_int("EVENTFEED_TEMPLATE_MAX_OUTPUT", 65_536)
 
+# Webhook actions (and any other outbound call, eventfeed/outbound.py) refuse loopback, private,
+# link-local, unique-local, multicast and unspecified addresses except these CIDRs and host names.
+EVENTFEED_OUTBOUND_ALLOW = env_list("EVENTFEED_OUTBOUND_ALLOW", [])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

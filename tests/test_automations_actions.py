@@ -33,7 +33,9 @@ class Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook():
+def webhook(settings):
+    # The target is on loopback, which outbound calls refuse unless the operator allows it.
+    settings.EVENTFEED_OUTBOUND_ALLOW = ["127.0.0.1"]
     Recorder.requests, Recorder.status = [], 200
     server = HTTPServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -93,9 +95,10 @@ def test_it_retries_a_failing_webhook_a_bounded_number_of_times(db, webhook):
     assert failed.payload["action_index"] == 0
 
 
-def test_it_records_a_webhook_timeout_as_a_failure(db):
+def test_it_records_a_webhook_timeout_as_a_failure(db, settings):
     import socket
 
+    settings.EVENTFEED_OUTBOUND_ALLOW = ["127.0.0.1"]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # accepts the connection, never answers
@@ -216,3 +219,32 @@ def test_it_keeps_the_server_answering_while_a_template_bomb_fails_its_action(li
     run = ActionRun.objects.get()
     assert "the body template failed: the template used more than 1 s of CPU" == run.last_error
     assert answered >= 2 and slowest < 1.0, (answered, slowest)
+
+
+def test_it_fails_a_webhook_to_a_refused_address_at_once_and_shows_why(db, webhook, owner_client, settings):
+    recorder, url = webhook
+    settings.EVENTFEED_OUTBOUND_ALLOW = []
+    a = fire([{"type": "call-webhook", "url": url.replace("127.0.0.1", "localhost") + "/hook"}])
+    actions.run_due_actions()
+    run = ActionRun.objects.get()
+    assert (run.status, run.attempts) == ("failed", 1)
+    assert run.last_error.startswith("refused: localhost resolves to ") and "a loopback address" in run.last_error
+    assert recorder.requests == []
+    assert "refused: localhost resolves to" in owner_client.get(f"/automations/{a.id}/").content.decode()
+
+
+def test_it_refuses_a_literal_refused_address_when_saved(db):
+    from eventfeed.automations.triggers import TriggerError
+
+    with pytest.raises(TriggerError) as refused:
+        store.parse_automation({"name": "x", "trigger": {"expect": ["a"]},
+                                "actions": [{"type": "call-webhook", "url": "http://169.254.169.254/latest/meta-data/"}]})
+    assert refused.value.problems == [("actions[0].url", "cannot be called: 169.254.169.254 is a link-local address; "
+                                                         "set EVENTFEED_OUTBOUND_ALLOW to allow it")]
+
+
+def test_it_shows_a_failed_call_s_body_only_when_the_target_was_allowed():
+    from eventfeed.outbound import Response
+
+    assert actions.webhook_failure(Response(502, None, b"internal detail", allowed=False)) == "HTTP 502"
+    assert actions.webhook_failure(Response(502, None, b"internal detail", allowed=True)) == "HTTP 502: internal detail"

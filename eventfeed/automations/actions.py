@@ -18,7 +18,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from eventfeed import sandbox
+from eventfeed import outbound, sandbox
 
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import Event, iso
@@ -119,6 +119,8 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
             url = action.get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 problems.append((f"{p}.url", "is required: an http:// or https:// URL"))
+            elif refused := outbound.refusal(url):
+                problems.append((f"{p}.url", f"cannot be called: {refused}"))
             method = clean.setdefault("method", "POST")
             if method not in METHODS:
                 problems.append((f"{p}.method", f"must be one of {', '.join(sorted(METHODS))}"))
@@ -223,6 +225,14 @@ def render(source: str, ctx: dict, field: str = "template") -> str:
         raise ActionFailed(f"the {field} template failed: {e.reason}", final=True) from None
 
 
+def webhook_failure(response: outbound.Response) -> str:
+    """A failed call's reason: its status, and the start of its body only when the operator
+    allowed the target (otherwise a webhook would read whatever a server answers)."""
+    if response.allowed:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    return f"HTTP {response.status_code}"
+
+
 def perform(run) -> int | None:
     """Do the action; return an HTTP status where there is one; raise ActionFailed."""
     action, kind = run.action, run.action["type"]
@@ -234,14 +244,16 @@ def perform(run) -> int | None:
 
         body = render(action.get("payload", ""), ctx, "payload")
         try:
-            response = httpx.request(
+            response = outbound.request(
                 action.get("method", "POST"), action["url"], headers=action.get("headers") or {},
                 content=body.encode(), timeout=float(action.get("timeout", DEFAULT_TIMEOUT)),
             )
+        except outbound.OutboundRefused as e:
+            raise ActionFailed(f"refused: {e.reason}", final=True) from None
         except httpx.HTTPError as e:
             raise ActionFailed(f"{type(e).__name__}: {e}") from None
         if response.status_code >= 400:
-            raise ActionFailed(f"HTTP {response.status_code}: {response.text[:300]}", response.status_code)
+            raise ActionFailed(webhook_failure(response), response.status_code)
         return response.status_code
     if kind == "send-notification":
         from .notify import notify
