@@ -198,6 +198,9 @@ EVENTFEED_MAX_BATCH = env_int("EVENTFEED_MAX_BATCH", 5_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFEED_MAX_REQUEST_BYTES
 # The live push coalesces the events of this many milliseconds into one frame per socket.
 EVENTFEED_LIVE_FLUSH_MS = env_int("EVENTFEED_LIVE_FLUSH_MS", 50)
+# Every this many seconds each process checks and renews its membership of the live stream's
+# group: the most live delivery can stay lost after Redis forgets it.
+EVENTFEED_LIVE_CHECK_SECONDS = env_int("EVENTFEED_LIVE_CHECK_SECONDS", 3)
 # How far back a live subscriber (/api/events/out) may ask for a backfill. Prefect: 15 minutes.
 EVENTFEED_MAX_BACKFILL_MINUTES = env_int("EVENTFEED_MAX_BACKFILL_MINUTES", 60)
 

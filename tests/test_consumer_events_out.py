@@ -171,3 +171,17 @@ async def test_it_closes_with_1008_and_says_how_when_no_key_comes_at_all(db):
     assert output["type"] == "websocket.close" and output["code"] == 1008
     assert "PREFECT_API_AUTH_STRING" in output["reason"]
     await communicator.disconnect()
+
+
+async def test_it_closes_with_a_reason_when_the_hub_may_have_missed_events(api_key):
+    # The Prefect SDK reconnects on a close and backfills from its last event; a socket left
+    # open would stay silently deaf.
+    communicator = await subscriber(api_key, {"event": {"prefix": ["t.missed."]}}, backfill=False)
+    try:
+        await live.hub().tell_missed()
+        output = await communicator.receive_output(timeout=3)
+        assert output["type"] == "websocket.close" and output["code"] == 1013
+        assert "reconnect and backfill" in output["reason"]
+        assert not live.hub().subscribers
+    finally:
+        await communicator.disconnect()

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from eventfeed.asgi import application
 from eventfeed.events.consumers import FeedConsumer
+from eventfeed.events import live
 from tests.conftest import make_event, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,3 +152,14 @@ async def test_it_matches_sockets_that_share_a_filter_once_and_forgets_them_on_d
         await first.disconnect()
         await second.disconnect()
     assert live.hub().shapes == {} and live.hub().subscribers == {}
+
+
+async def test_it_closes_so_the_page_catches_up_when_the_hub_may_have_missed_events(owner):
+    communicator = await open_feed(owner)
+    try:
+        assert await subscribe(communicator, "event=acme.order.*") == {"type": "subscribed"}
+        await live.hub().tell_missed()
+        output = await communicator.receive_output(timeout=3)
+        assert output["type"] == "websocket.close" and output["code"] == 1012 and output["reason"]
+    finally:
+        await communicator.disconnect()

@@ -2,7 +2,8 @@
 
 - reads stored events from the NAMED channel "automations", a member of the "events" group
   (with channels-redis every process reads the same named channel, so each event is evaluated
-  by exactly one process; membership expires, so it is renewed every minute);
+  by exactly one process; membership expires or is lost with Redis' data, so it is renewed
+  every few seconds);
 - ticks the clock every second, closing due proactive windows (rows held by another process
   are skipped, SKIP LOCKED);
 - runs due action runs, each on its own thread with a timeout.
@@ -31,7 +32,9 @@ from . import actions, engine
 log = logging.getLogger(__name__)
 
 CHANNEL = "automations"
-MEMBERSHIP_EVERY = 60.0
+# Renewed as often as the live hub checks its own: a Redis that forgot its groups costs the
+# evaluator a few seconds, not a minute.
+MEMBERSHIP_EVERY = float(settings.EVENTFEED_LIVE_CHECK_SECONDS)
 TICK_EVERY = 1.0
 MAX_RUNNING_ACTIONS = 16
 FORGET_EVERY = 60.0

@@ -306,6 +306,12 @@ class FeedConsumer(Consumer):
     async def deliver(self, events: list[live.LiveEvent], frames: live.Frames) -> None:
         await self.live_send({"type": "websocket.send", "text": frames.rows(events)})
 
+    async def missed(self) -> None:
+        # The page reconnects on any close but 4401, subscribes again and catches up from the
+        # store by arrival: the one path that already leaves no gap.
+        live.hub().unsubscribe(self)
+        await self.close(code=1012, reason=live.LOST_REASON)
+
     async def disconnect(self, code: int) -> None:
         live.hub().unsubscribe(self)
 
@@ -389,6 +395,11 @@ class EventsOutConsumer(Consumer):
         for event in events:
             if event.id not in self.backfilled:
                 await self.live_send({"type": "websocket.send", "text": event.prefect_frame})
+
+    async def missed(self) -> None:
+        # The Prefect SDK reconnects on a close and asks for a backfill from its last event.
+        live.hub().unsubscribe(self)
+        await self.close(code=1013, reason=live.LOST_REASON)
 
     async def disconnect(self, code: int) -> None:
         live.hub().unsubscribe(self)

@@ -34,12 +34,22 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = settings.EVENTFEED_LIVE_FLUSH_MS / 1000
 # How long a flush sends before it lets the loop run other work.
 SEND_SLICE = 0.005
-# channels-redis forgets group members after a day; re-join well before.
-REJOIN_SECONDS = 3600
+# How often the hub checks that it is still a member of the events group, and renews it. A
+# Redis that restarted without its data, or failed over, forgets every member: live delivery
+# then stops until the next check, so this is how many seconds such a loss can cost.
+CHECK_SECONDS = settings.EVENTFEED_LIVE_CHECK_SECONDS
+# How long a new subscriber waits for the hub's first join before it is subscribed anyway (it
+# is then told when the channel layer comes back).
+JOIN_WAIT_SECONDS = 5
+LOST_REASON = "Live stream interrupted (the channel layer lost messages): reconnect and backfill"
 
 
 class Subscriber(Protocol):
     async def deliver(self, events: list["LiveEvent"], frames: "Frames") -> None: ...
+
+    async def missed(self) -> None:
+        """Events may have been published that this subscriber never received: catch up from
+        the store, or close so that the client reconnects and backfills."""
 
 
 class LiveEvent(Matchable):
@@ -97,7 +107,10 @@ class Hub:
         self.pending: dict[Subscriber, list[LiveEvent]] = defaultdict(list)
         self.channel: str | None = None
         self.reader: asyncio.Task | None = None
-        self.rejoiner: asyncio.Task | None = None
+        self.watcher: asyncio.Task | None = None
+        self.joined = asyncio.Event()
+        # Set when a receive failed: events published meanwhile may be lost.
+        self.receive_failed = False
         self.flush_handle: asyncio.TimerHandle | None = None
         self.last_flush = 0.0
         self.flushing = asyncio.Lock()
@@ -106,7 +119,15 @@ class Hub:
         self.unsubscribe(subscriber)
         self.subscribers[subscriber] = f
         self.shapes[shape_of(f)][subscriber] = f
-        await self._ensure_reader()
+        self._ensure_reader()
+        if not self.joined.is_set():
+            # Subscribed means "receives what is published from now on" (/out backfills up to
+            # this point), so wait for the membership; a channel layer that is away is
+            # checked again on the clock, and the subscriber told when it comes back.
+            try:
+                await asyncio.wait_for(asyncio.shield(self.joined.wait()), JOIN_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("live: the channel layer is not answering; subscribed without a membership yet")
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         f = self.subscribers.pop(subscriber, None)
@@ -117,35 +138,69 @@ class Hub:
             if not members:
                 del self.shapes[shape_of(f)]
 
-    async def _ensure_reader(self) -> None:
+    def _ensure_reader(self) -> None:
+        # No await between the check and the start: however many subscribers arrive at once,
+        # the process gets one channel and one group membership.
         if self.reader is not None and not self.reader.done():
             return
         layer = get_channel_layer()
+        self.joined.clear()
+        self.reader = asyncio.ensure_future(self._start(layer))
+
+    async def _start(self, layer) -> None:
         # The default prefix: channels-redis reads all of a process's channels through one
         # receive loop keyed on it, and a second prefix would starve behind the first.
         self.channel = await layer.new_channel()
-        await layer.group_add(EVENTS_GROUP, self.channel)
-        self.reader = asyncio.ensure_future(self._read(layer))
-        if self.rejoiner is not None:
-            self.rejoiner.cancel()
-        self.rejoiner = asyncio.ensure_future(self._rejoin(layer, self.channel))
+        self.watcher = asyncio.ensure_future(self._watch(layer, self.channel))
+        try:
+            await self._read(layer)
+        finally:
+            self.watcher.cancel()
 
-    async def _rejoin(self, layer, channel: str) -> None:
-        """Renew the group membership on a clock: channels-redis forgets it after a day, and a
-        quiet day brings no message to renew it on."""
+    async def _watch(self, layer, channel: str) -> None:
+        """Join the events group, then check the membership on a clock and renew it. A lost
+        membership (Redis flushed or restarted without its data) or a failed receive (Redis
+        away) means events may have been missed: every subscriber is told."""
+        trouble = False
         while True:
-            await asyncio.sleep(REJOIN_SECONDS)
             try:
+                present = await is_member(layer, EVENTS_GROUP, channel)
                 await layer.group_add(EVENTS_GROUP, channel)
+                if self.joined.is_set() and not present:
+                    log.warning("live: the events group had forgotten this process; joined again")
+                    trouble = True
+                if self.receive_failed:
+                    self.receive_failed, trouble = False, True
+                self.joined.set()
+                if trouble:
+                    trouble = False
+                    await self.tell_missed()
+            except Exception as e:
+                log.warning("live: could not check the events group membership: %s", e)
+                trouble = True
+            await asyncio.sleep(CHECK_SECONDS)
+
+    async def tell_missed(self) -> None:
+        """Every subscriber may have missed events: browsers catch up from the store, /out
+        subscribers are closed with a reason so that they reconnect and backfill."""
+        subscribers = list(self.subscribers)
+        log.warning("live: telling %d subscribers that events may have been missed", len(subscribers))
+        for subscriber in subscribers:
+            try:
+                missed = getattr(subscriber, "missed", None)
+                if missed is not None:
+                    await missed()
             except Exception:
-                log.exception("live: could not renew the events group membership")
+                log.exception("live: telling %r failed", subscriber)
 
     async def _read(self, layer) -> None:
         while True:
             try:
                 message = await receive(layer, self.channel)
-            except Exception:
-                log.exception("live: channel layer receive failed; retrying")
+            except Exception as e:
+                if not self.receive_failed:
+                    log.warning("live: channel layer receive failed (%s); retrying", e)
+                self.receive_failed = True
                 await asyncio.sleep(1)
                 continue
             if message.get("type") == "events.stored":
@@ -204,6 +259,16 @@ class Hub:
             await subscriber.deliver(events, frames)
         except Exception:
             log.exception("live: delivery to %r failed", subscriber)
+
+
+async def is_member(layer, group: str, channel: str) -> bool:
+    """Whether the channel layer still has `channel` in `group`. channels-redis keeps a group as
+    a sorted set of its channels; the in-process layer as a dict."""
+    group_key = getattr(layer, "_group_key", None)
+    if group_key is None:
+        return channel in getattr(layer, "groups", {}).get(group, {})
+    connection = layer.connection(layer.consistent_hash(group))
+    return await connection.zscore(group_key(group), channel) is not None
 
 
 def shape_of(f: EventFilter) -> EventFilter:
