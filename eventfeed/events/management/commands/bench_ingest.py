@@ -7,6 +7,10 @@ a time over /api/events/in, and prints for each: events/s until all are committe
 losses, and the server's peak RSS. Then COPYs the same rows into scratch copies of the tables
 (same indexes) and prints that ceiling and the ratio.
 
+With `--webhooks N`, N more events are posted one per request, to `POST /api/events` and then
+through `/hooks/{slug}` (the GitHub preset's template and signature check, a ~1 KB push
+delivery each), and it prints both rates and their ratio (the target is at least half).
+
 With `--automations N`, N more events go over HTTP with N enabled automations evaluated by the
 server, and it prints the rate against the one without, how many firings there were and the
 firing latency of the reactive ones. The automations (`automation_mix`) are a realistic set, not
@@ -50,6 +54,8 @@ class Command(BaseCommand):
         parser.add_argument("--connections", type=int, default=4, help="concurrent HTTP clients")
         parser.add_argument("--automations", type=int, default=0,
                             help="also run the HTTP phase with this many enabled automations")
+        parser.add_argument("--webhooks", type=int, default=0,
+                            help="also post this many events one per request, to /api/events and through /hooks/{slug}")
 
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
@@ -86,6 +92,8 @@ class Command(BaseCommand):
             self.settle()
             ws_rate = self.ws_phase(port, key, frames, n)
             ws_cpu = (cpu_seconds(server.pid) - cpu) / n * 1e6
+            if options["webhooks"]:
+                single_rate, webhook_rate = self.webhook_phases(port, key, options["webhooks"], options["connections"])
             if options["automations"]:
                 cpu = cpu_seconds(server.pid)
                 with_automations = self.automations_phase(port, key, more_events, batch, options)
@@ -105,6 +113,10 @@ class Command(BaseCommand):
         self.stdout.write(f"COPY ceiling (same rows):   {ceiling:9,.0f} events/s")
         self.stdout.write(f"HTTP / COPY ceiling:        {http_rate / ceiling:9.0%}")
         self.stdout.write(f"server peak RSS:            {rss:9,.0f} MB")
+        if options["webhooks"]:
+            self.stdout.write(f"HTTP, one event per request: {single_rate:8,.0f} events/s   ({options['connections']} clients)")
+            self.stdout.write(f"webhook, GitHub preset:     {webhook_rate:9,.0f} events/s   "
+                              f"({webhook_rate / single_rate:.0%} of one event per request; template, signature, request log)")
         if options["automations"]:
             rate, latencies, fired, sent = with_automations
             self.stdout.write(f"HTTP with {options['automations']} automations: {rate:9,.0f} events/s   "
@@ -184,11 +196,53 @@ class Command(BaseCommand):
             cursor.execute(f"SELECT count(*) FROM {Event._meta.db_table}")
             return cursor.fetchone()[0]
 
-    def http_phase(self, port: int, key: str, bodies: list[bytes], connections: int, ids: list[str]) -> float:
+    def webhook_phases(self, port: int, key: str, n: int, connections: int) -> tuple[float, float]:
+        """n demo events posted one per request, then n GitHub push deliveries through a webhook
+        with the GitHub preset and its signature check: the rates of both."""
+        import hashlib
+        import hmac
+        import uuid
+
+        from eventfeed.webhooks import presets, store
+        from eventfeed.webhooks.models import Webhook
+        from eventfeed.webhooks.verification import Verification
+
+        singles = [dict(demo.wire(e), follows=None) for e in demo.backfill_events(n, 7, seed=13)]
+        self.settle()
+        single_rate = self.http_phase(port, key, [json.dumps(e).encode() for e in singles], connections, [e["id"] for e in singles])
+        secret = "bench-secret"
+        webhook = store.save(Webhook(name="bench GitHub"), {"template": presets.GITHUB, "verification": Verification("github", secret)})
+        requests, ids = [], []
+        for i in range(n):
+            delivery = str(uuid.uuid4())
+            body = json.dumps({
+                "ref": "refs/heads/main", "before": "0" * 40, "after": f"{i:040x}",
+                "repository": {"id": 1296269, "full_name": f"acme/service-{i % 20}", "private": False,
+                               "html_url": f"https://github.com/acme/service-{i % 20}", "default_branch": "main"},
+                "pusher": {"name": "octocat", "email": "octocat@example.com"}, "sender": {"login": "octocat", "id": 1, "type": "User"},
+                "head_commit": {"id": f"{i:040x}", "message": f"Fix the basket, take {i}", "timestamp": "2026-11-21T09:30:00Z",
+                                "author": {"name": "Octo Cat", "email": "octocat@example.com"}, "added": [], "removed": [],
+                                "modified": ["shop/basket.py", "shop/tests/test_basket.py"]},
+            }).encode()
+            signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            requests.append((body, {"Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery,
+                                    "X-Hub-Signature-256": signature, "User-Agent": "GitHub-Hookshot/bench"}))
+            ids.append(delivery)
+        self.settle()
+        try:
+            webhook_rate = self.http_phase(port, key, requests, connections, ids, path=f"/hooks/{webhook.slug}", status=204)
+        finally:
+            webhook.delete()
+        return single_rate, webhook_rate
+
+    def http_phase(self, port: int, key: str, bodies: list, connections: int, ids: list[str], *,
+                   path: str = "/api/events", status: int = 200) -> float:
+        """Send every body (bytes, or (bytes, headers)) from `connections` clients at once."""
         n = len(ids)
         queue = list(reversed(bodies))
         lock = threading.Lock()
         errors: list[str] = []
+        auth = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
         def client():
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -197,10 +251,11 @@ class Command(BaseCommand):
                     if not queue:
                         break
                     body = queue.pop()
-                conn.request("POST", "/api/events", body, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+                body, headers = body if isinstance(body, tuple) else (body, auth)
+                conn.request("POST", path, body, headers)
                 response = conn.getresponse()
                 data = response.read()
-                if response.status != 200:
+                if response.status != status:
                     errors.append(f"{response.status} {data[:200]!r}")
             conn.close()
 
