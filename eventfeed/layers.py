@@ -1,4 +1,5 @@
-"""The channel layer of the laptop default and of one-process deployments."""
+"""The channel layers: in-process for the laptop default and one-process deployments, Redis
+(with exact JSON messages) for more."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import time
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.serializers import BaseMessageSerializer, registry
+
+from eventfeed.events import jsoncodec
 
 
 class InProcessChannelLayer(InMemoryChannelLayer):
@@ -28,6 +33,27 @@ class InProcessChannelLayer(InMemoryChannelLayer):
             queue.put_nowait((time.time() + self.expiry, dict(message)))
         except asyncio.queues.QueueFull:
             raise ChannelFull(channel)
+
+
+class ExactJsonSerializer(BaseMessageSerializer):
+    """Messages as JSON through jsoncodec (msgspec). channels-redis' default, msgpack, refuses
+    integers beyond 64 bits: an event carrying one in its payload was stored and never published."""
+
+    def as_bytes(self, message, *args, **kwargs) -> bytes:
+        return jsoncodec.dumps(message).encode()
+
+    from_bytes = staticmethod(jsoncodec.loads)
+
+
+registry.register_serializer("exact-json", ExactJsonSerializer)
+
+
+class ExactRedisChannelLayer(RedisChannelLayer):
+    """channels-redis with ExactJsonSerializer."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("serializer_format", "exact-json")
+        super().__init__(*args, **kwargs)
 
 
 async def receive(layer, channel: str) -> dict:

@@ -154,7 +154,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "eventfeed.layers.ExactRedisChannelLayer",
             # channels-redis blocks 5 s in BZPOPMIN; redis-py 8's default 5-s socket timeout races
             # it and fails idle receives with TimeoutError (a message popped at that moment is lost).
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 10_000, "expiry": 60},

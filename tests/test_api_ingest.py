@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 
 from eventfeed.events.models import ApiKey, Event, EventResource
+from eventfeed.events.wire import wire
 from tests.conftest import make_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +44,7 @@ def test_it_stores_text_with_tabs_newlines_and_backslashes_exactly(client, auth)
                        **{"label.x": odd})
     assert post(client, [first, event], auth).status_code == 200
     stored = Event.objects.get(id=event["id"])
-    assert stored.as_prefect() | {"received": None} == event | {"received": None, "occurred": stored.as_prefect()["occurred"]}
+    assert wire(stored) | {"received": None} == event | {"received": None, "occurred": wire(stored)["occurred"]}
     assert stored.occurred == datetime(2026, 11, 21, 4, 0, 0, 123456, tzinfo=timezone.utc)
     rows = set(EventResource.objects.filter(event_id=event["id"]).values_list("resource_id", "role", "event_name"))
     assert rows == {(f"acme.order.{odd}", "", f"acme.{odd}"), (f"acme.customer.{odd}", f"r{odd}", f"acme.{odd}")}

@@ -12,7 +12,7 @@ from django.core import mail
 
 from eventfeed.automations import actions, engine, store
 from eventfeed.automations.models import ActionRun, Automation, Notification
-from eventfeed.events.ingest import wire
+from eventfeed.events.wire import wire
 from eventfeed.events.models import Event
 from tests.conftest import make_event, store as store_events
 

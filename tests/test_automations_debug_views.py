@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventfeed.automations import engine, store
-from eventfeed.events.ingest import wire
+from eventfeed.events.wire import wire
 from tests.conftest import make_event, store as store_events
 
 TRIGGER = {"match": {"prefect.resource.id": "job.*"}, "after": ["job.started"], "expect": ["job.heartbeat"],

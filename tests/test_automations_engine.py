@@ -15,7 +15,8 @@ from django.db import connection
 
 from eventfeed.automations import engine, service, store
 from eventfeed.automations.models import Firing, TriggerState
-from eventfeed.events.ingest import EVENTS_GROUP, wire
+from eventfeed.events.ingest import EVENTS_GROUP
+from eventfeed.events.wire import wire
 from eventfeed.events.models import Event
 from tests.conftest import is_postgres, make_event, store as store_events
 

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from eventfeed.automations import service, store
 from eventfeed.automations.models import Firing
+from eventfeed.layers import ExactRedisChannelLayer
 from tests.conftest import make_event, store as store_events
 
 pytestmark = pytest.mark.redis
@@ -21,11 +22,9 @@ async def test_it_evaluates_each_event_once_with_two_evaluators_on_redis(transac
         pytest.skip("needs REDIS_URL (channels-redis)")
     # Its own channel name: a live test server's evaluator may be reading "automations".
     monkeypatch.setattr(service, "CHANNEL", f"automations-test-{uuid.uuid4().hex}")
-    from channels_redis.core import RedisChannelLayer
-
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
     # Two layer instances stand for two processes: each has its own connections.
-    layers = [RedisChannelLayer(**config), RedisChannelLayer(**config)]
+    layers = [ExactRedisChannelLayer(**config), ExactRedisChannelLayer(**config)]
     a = await database_sync_to_async(store.save_automation)(
         store.parse_automation({"name": "each", "trigger": {"expect": ["x"]}}))
     workers = [asyncio.ensure_future(service.Service(layer=layer)._consumer()) for layer in layers]

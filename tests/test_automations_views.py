@@ -9,7 +9,7 @@ import pytest
 
 from eventfeed.automations import engine, store
 from eventfeed.automations.models import Automation
-from eventfeed.events.ingest import wire
+from eventfeed.events.wire import wire
 from tests.conftest import make_event, store as store_events
 
 TRIGGER = {"match": {"prefect.resource.id": "prefect.flow-run.*"}, "expect": ["prefect.flow-run.Failed"]}

@@ -119,7 +119,7 @@ async def test_it_expects_a_filter_message_after_auth(api_key):
 
 
 async def test_it_does_not_repeat_a_backfilled_event_that_the_hub_delivers_late(api_key, now):
-    from eventfeed.events.ingest import wire
+    from eventfeed.events.wire import wire
     from eventfeed.events.schema import validate_event
 
     raw = make_event("t.overlap", occurred=now - timedelta(minutes=1))

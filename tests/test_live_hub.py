@@ -9,7 +9,8 @@ from channels.layers import get_channel_layer
 
 from eventfeed.events import live
 from eventfeed.events.filters import from_json
-from eventfeed.events.ingest import EVENTS_GROUP, wire
+from eventfeed.events.ingest import EVENTS_GROUP
+from eventfeed.events.wire import wire
 from eventfeed.events.schema import validate_event
 from tests.conftest import make_event
 

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from eventfeed.events import queries
 from eventfeed.events.models import Event
+from eventfeed.events.wire import wire
 
 from .conftest import is_postgres, make_event, store
 
@@ -156,7 +157,7 @@ def test_it_embeds_the_event_for_the_payload_tree_in_a_json_script(owner_client)
     payload = {"intended": {"from": "RUNNING", "to": "FAILED"}, "validated_state": {"type": "FAILED", "message": "x" * 500}}
     event = stored(payload=payload)
     html = text(owner_client.get(page_url(event["id"])))
-    assert embedded_event(html) == Event.objects.get(pk=event["id"]).as_prefect()
+    assert embedded_event(html) == wire(Event.objects.get(pk=event["id"]))
     assert 'id="payload-tree"' in html
     assert 'data-copy-json="payload"' in html and 'data-copy-json="event"' in html
     assert 'src="/static/js/event.js"' in html and 'type="module"' in html
@@ -179,7 +180,7 @@ def test_it_downloads_the_raw_event_in_prefect_shape(owner_client):
     assert response["Content-Type"] == "application/json"
     assert response["Content-Disposition"] == f'attachment; filename="event-{event["id"]}.json"'
     body = json.loads(response.content)
-    assert body == Event.objects.get(pk=event["id"]).as_prefect()
+    assert body == wire(Event.objects.get(pk=event["id"]))
     assert set(body) == {"occurred", "event", "resource", "related", "payload", "id", "follows", "received"}
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from eventfeed import outbound, sandbox
 
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import Event, iso
+from eventfeed.events.wire import iso, stored
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type, validate_event
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,9 @@ def template_context(run) -> dict:
     """What an action template sees (README, "Action templates"): Prefect's names for the same
     things, so that a Prefect template renders unchanged."""
     firing, automation = run.firing, run.automation
-    event = full_event(firing.triggering_event)
+    slim = firing.triggering_event
+    # The stored event, with its payload; the state kept only its slim part.
+    event = (stored(slim["id"]) or slim) if slim else None
     if event is not None:
         related = [Labels(r) for r in event.get("related") or []]
         event = dict(event, resource=Labels(event["resource"]), related=related,
@@ -200,14 +202,6 @@ def template_context(run) -> dict:
         "labels": firing.labels,
         "firing": {"id": str(firing.id), "kind": firing.kind, "at": iso(firing.at), "event_id": str(firing.event_id)},
     }
-
-
-def full_event(slim: dict | None) -> dict | None:
-    """The stored event (with its payload) for a firing's slim copy."""
-    if not slim:
-        return None
-    stored = Event.objects.filter(pk=slim["id"]).first()
-    return stored.as_prefect() if stored is not None else slim
 
 
 class ActionFailed(Exception):

@@ -34,6 +34,7 @@ import json
 from dataclasses import dataclass, field
 
 from eventfeed.events.filters import Matchable
+from eventfeed.events.wire import slim
 
 from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger
 
@@ -53,16 +54,6 @@ class Firing:
 
 def new_state() -> dict:
     return {"b": {}, "c": {}, "o": {}, "q": 0}
-
-
-def slim(event: Matchable) -> dict:
-    return {
-        "id": str(event.id),
-        "occurred": event.occurred.isoformat(),
-        "event": event.event,
-        "resource": event.resource,
-        "related": event.related,
-    }
 
 
 def _bid(t: EventTrigger, key: tuple) -> str:

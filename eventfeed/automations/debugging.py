@@ -9,8 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from eventfeed.events.filters import Matchable
-from eventfeed.events.models import Event, iso
 from eventfeed.events.schema import validate_event
+from eventfeed.events.wire import iso, stored, wire
 
 from . import core
 from .explain import explain_event, state_view
@@ -31,8 +31,7 @@ def parse_test_event(data: Any) -> Matchable:
     event, problems = validate_event(data)
     if problems:
         raise TriggerError([(_under_event(p.path), p.rule) for p in problems])
-    return Matchable(id=event.id, occurred=event.occurred, event=event.event, resource=event.resource,
-                     related=event.related, payload=event.payload)
+    return Matchable.from_wire(wire(event))
 
 
 def _under_event(path: str) -> str:
@@ -41,11 +40,8 @@ def _under_event(path: str) -> str:
 
 
 def stored_test_event(event_id: str) -> Matchable | None:
-    try:
-        event = Event.objects.filter(pk=uuid.UUID(event_id)).first()
-    except ValueError:
-        return None
-    return Matchable.from_event(event) if event is not None else None
+    data = stored(event_id)
+    return Matchable.from_wire(data) if data is not None else None
 
 
 def test_event(automation: Automation, event: Matchable) -> dict:

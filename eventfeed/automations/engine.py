@@ -29,11 +29,10 @@ from django.utils import timezone
 
 from eventfeed.events.filters import Matchable, _kind, glob_match
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import iso
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, validate_event
+from eventfeed.events.wire import iso, stored
 
 from . import core, store
-from .actions import full_event
 from .models import ActionRun, Automation, EvaluatedEvent, Firing, TriggerState
 from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
@@ -394,7 +393,7 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
     slim = firing.event
     triggering = None
     if slim is not None:
-        triggering = wire.get(slim["id"]) or full_event(slim)
+        triggering = wire.get(slim["id"]) or stored(slim["id"]) or slim
     posture = trigger.posture if isinstance(trigger, EventTrigger) else "Reactive"
     event_id = uuid.uuid4()
     raw = {

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from eventfeed.events.filters import Matchable
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
+from eventfeed.events.wire import iso
 
 from . import core
 from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger, _seconds, value_matcher
@@ -22,7 +23,7 @@ from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigg
 def at(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso(datetime.fromtimestamp(ts, timezone.utc))
 
 
 def _patterns(value) -> tuple[str, ...]:

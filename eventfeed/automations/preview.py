@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from eventfeed.events.filters import EventFilter, Matchable
-from eventfeed.events.models import Event
+from eventfeed.events.wire import wire
 
 from .core import simulate
 from .triggers import EventTrigger, Trigger, name_filter
@@ -36,7 +36,7 @@ def candidates(trigger: Trigger, since: datetime, until: datetime) -> tuple[list
         for event in rows[:MAX_EVENTS]:
             found[event.id] = event
     events = sorted(found.values(), key=lambda e: (e.occurred, str(e.id)))
-    return [Matchable.from_event(e) for e in events], capped
+    return [Matchable.from_wire(wire(e)) for e in events], capped
 
 
 def preview(trigger: Trigger, range_key: str, now: datetime) -> dict:
@@ -62,15 +62,5 @@ def preview(trigger: Trigger, range_key: str, now: datetime) -> dict:
             for f in firings[:SHOWN_FIRINGS]
         ],
     }
-
-
-def event_for_prefill(event_id: str) -> dict | None:
-    import uuid
-
-    try:
-        event = Event.objects.filter(pk=uuid.UUID(event_id)).first()
-    except ValueError:
-        return None
-    return event.as_prefect() if event is not None else None
 
 

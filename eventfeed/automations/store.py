@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from eventfeed.events.filters import glob_match
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import iso
+from eventfeed.events.wire import iso
 from eventfeed.events.schema import RESOURCE_ID, validate_event
 
 from .actions import as_prefect, parse_actions

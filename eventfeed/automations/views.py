@@ -10,11 +10,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed.events.wire import stored
+
 from . import store
 from .debug_views import debug_context
 from .forms import AutomationForm
 from .models import ActionRun, Automation, Firing, Notification
-from .preview import RANGES, event_for_prefill, preview
+from .preview import RANGES, preview
 from .triggers import TriggerError, default_trigger, describe, parse_trigger, widenings
 
 HISTORY = 50
@@ -96,7 +98,7 @@ def _editor(request: HttpRequest, form: AutomationForm, automation: Automation |
 
 @login_required
 def automation_new(request: HttpRequest) -> HttpResponse:
-    event = event_for_prefill(request.GET.get("event", "")) if request.GET.get("event") else None
+    event = stored(request.GET["event"]) if request.GET.get("event") else None
     if request.GET.get("event") and event is None:
         messages.error(request, "That event does not exist (any more): starting from an empty trigger.")
     if request.method == "POST":

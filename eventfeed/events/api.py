@@ -20,6 +20,7 @@ from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
 from .schema import validate_batch, validate_event
+from .wire import wire
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -107,7 +108,7 @@ def _page(request: HttpRequest, raw_filter: Any, f: EventFilter, limit: int, aft
             {"f": raw_filter, "l": limit, "t": total, "o": last.occurred.isoformat(), "i": str(last.id)}, salt=TOKEN_SALT
         )
         next_page = request.build_absolute_uri(reverse("api-events-filter-next")) + "?page-token=" + token
-    return JsonResponse({"events": [e.as_prefect() for e in events], "total": total, "next_page": next_page})
+    return JsonResponse({"events": [wire(e) for e in events], "total": total, "next_page": next_page})
 
 
 @require_POST

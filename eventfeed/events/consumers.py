@@ -28,6 +28,7 @@ from .forms import FeedForm
 from .ingest import ingest
 from .models import IngestProblem
 from .schema import Problem, validate_event
+from .wire import wire
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ class EventsOutConsumer(Consumer):
             page, more = await database_sync_to_async(query.page)(limit=BACKFILL_PAGE, after=after)
             for event in page:
                 self.backfilled.add(event.id)
-                await self.send(json.dumps({"type": "event", "event": event.as_prefect()}))
+                await self.send(json.dumps({"type": "event", "event": wire(event)}))
             if not more:
                 break
             after = (page[-1].occurred, page[-1].id)

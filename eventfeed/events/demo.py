@@ -21,6 +21,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from .wire import iso, wire as wire_shape
 
 PREFECT_VERSION = "3.4.11"
 # Pod event ids are derived from (uid, phase, restart count), as prefect-kubernetes does, so a
@@ -104,10 +107,6 @@ STATE_TYPES = {
     "Completed": "COMPLETED", "Failed": "FAILED", "Crashed": "CRASHED", "Cancelled": "CANCELLED",
     "Cancelling": "CANCELLING", "Paused": "PAUSED", "Suspended": "PAUSED",
 }
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def slug(text: str) -> str:
@@ -789,8 +788,8 @@ def story(world: World, rng: random.Random, start: datetime) -> list[dict]:
 
 
 def wire(event: dict) -> dict:
-    """The event as JSON-ready Prefect shape."""
-    return {**event, "occurred": iso(event["occurred"])}
+    """A generated event (its fields in a dict, `occurred` a datetime) in the wire shape."""
+    return wire_shape(SimpleNamespace(**event, received=None))
 
 
 # --- backfill and stream ------------------------------------------------------------------

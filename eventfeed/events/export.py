@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import jsoncodec
 from .filters import EventFilter
-from .models import prefect_shape
+from .wire import wire
 
 FORMATS = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 PAGE = 500
@@ -42,7 +42,7 @@ def _csv_rows(batch: list) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for e in batch:
-        shape = prefect_shape(e)
+        shape = wire(e)
         writer.writerow([
             shape["id"], shape["occurred"], shape["received"], shape["event"], e.resource_id,
             jsoncodec.dumps(shape["resource"]), jsoncodec.dumps(shape["related"]), jsoncodec.dumps(shape["payload"]),
@@ -59,7 +59,7 @@ def chunks(f: EventFilter, fmt: str) -> Iterator[str]:
             yield _csv_rows(batch)
         return
     for batch in events(f):
-        text = "".join(jsoncodec.dumps(prefect_shape(e)) + "\n" for e in batch)
+        text = "".join(jsoncodec.dumps(wire(e)) + "\n" for e in batch)
         # Legal in JSON strings, but line breaks to readers that split on every Unicode line end
         # (Python's splitlines, JavaScript before ES2019): escaped, the file stays one event a line.
         yield text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

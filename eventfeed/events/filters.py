@@ -519,10 +519,6 @@ class Matchable:
             payload=data.get("payload") or {},
         )
 
-    @classmethod
-    def from_event(cls, e) -> "Matchable":
-        return cls(id=e.id, occurred=e.occurred, event=e.event, resource=e.resource, related=e.related, payload=e.payload)
-
     @cached_property
     def rows(self) -> list[tuple[str, str, dict]]:
         return list(resource_rows(self.resource, self.related))

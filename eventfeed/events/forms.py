@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .filters import RANGES, EventFilter, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
 from .schema import in_supported_range, parse_time
+from .wire import iso
 
 DEFAULT_RANGE = "24h"
 RANGE_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
@@ -71,7 +72,7 @@ class CursorField(forms.CharField):
 
 
 def cursor_for(event) -> str:
-    return f"{event.occurred.isoformat()}~{event.id}"
+    return f"{iso(event.occurred)}~{event.id}"
 
 
 class FeedForm(forms.Form):

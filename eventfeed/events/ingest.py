@@ -19,8 +19,8 @@ from django.utils import timezone
 from . import dbfaults, jsoncodec
 from .filters import resource_rows
 from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, words_sql
-from .models import prefect_shape as wire
 from .schema import CleanEvent
+from .wire import wire
 
 log = logging.getLogger(__name__)
 

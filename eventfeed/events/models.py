@@ -97,28 +97,6 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.event} {self.resource_id} @ {self.occurred.isoformat()}"
 
-    def as_prefect(self) -> dict:
-        return prefect_shape(self)
-
-
-def prefect_shape(event) -> dict:
-    """An event (stored, or validated and about to be) in Prefect's ReceivedEvent shape, as every
-    read API returns it and as ingest publishes it."""
-    return {
-        "occurred": iso(event.occurred),
-        "event": event.event,
-        "resource": event.resource,
-        "related": event.related,
-        "payload": event.payload,
-        "id": str(event.id),
-        "follows": str(event.follows) if event.follows else None,
-        "received": iso(event.received),
-    }
-
-
-def iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
 
 class EventResource(models.Model):
     """One row per resource an event touches: the primary one (role "") and each related one.

@@ -13,7 +13,8 @@ from django.db.models import Count, F, FloatField, Func, Max, Min, Q, Sum
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
-from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, iso
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start
+from .wire import iso
 
 # Prefect aligns count-by buckets to this instant, so equal requests give equal buckets.
 PIVOT = datetime(2024, 4, 1, tzinfo=dt_timezone.utc)

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 from . import export, queries
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
-from .models import ApiKey, IngestProblem, iso
+from .models import ApiKey, IngestProblem
+from .wire import iso, wire
 
 PAGE_SIZE = 50
 HISTOGRAM_MAX_SPAN = timedelta(days=3660)
@@ -73,14 +74,14 @@ def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
         ctx = {"missing_event": event_id, "malformed": pk is None}
         return render(request, "404.html", ctx, status=404)
     if request.GET.get("format") == "json":
-        response = JsonResponse(event.as_prefect(), json_dumps_params={"indent": 2, "ensure_ascii": False})
+        response = JsonResponse(wire(event), json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="event-{event.id}.json"'
         return response
     following, more_following = queries.following_events(event)
     delay = (event.received - event.occurred).total_seconds()
     ctx = {
         "event": event,
-        "event_json": event.as_prefect(),
+        "event_json": wire(event),
         "page_url": request.build_absolute_uri(request.path),
         # Producers batch and clocks drift: a few seconds between occurred and received is noise.
         "delay": delay if abs(delay) > DELAY_WORTH_SHOWING else None,

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import iso
+from eventfeed.events.wire import iso
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME, validate_event
 
 from . import templates, verification

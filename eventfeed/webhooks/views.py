@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from eventfeed.events.models import prefect_shape
+from eventfeed.events.wire import wire
 
 from . import store, templates, verification
 from .forms import WebhookForm
@@ -173,4 +173,4 @@ def webhook_preview(request: HttpRequest) -> JsonResponse:
     except templates.TemplateProblem as e:
         return JsonResponse({"error": str(e), "errors": e.errors, "rendered": e.rendered or rendered, "event": None})
     event.received = timezone.now()
-    return JsonResponse({"error": None, "rendered": rendered, "event": prefect_shape(event)})
+    return JsonResponse({"error": None, "rendered": rendered, "event": wire(event)})

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from ..schema import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
+from ..wire import iso as wire_iso
 
 register = template.Library()
 
@@ -21,6 +22,12 @@ SYSTEM_NAMESPACES = ("prefect", "prefect-cloud")
 
 def _words(segment: str) -> str:
     return segment.replace("-", " ").replace("_", " ")
+
+
+@register.filter
+def iso(moment) -> str:
+    """A time as the wire writes it (UTC, `Z`): what the page's scripts parse and sort by."""
+    return wire_iso(moment) if moment else ""
 
 
 @register.filter
