@@ -63,6 +63,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_day_overrides(name: str) -> dict[str, int]:
+    """`pattern=days,pattern=days` (`prefect.flow-run.heartbeat=1,acme.audit.*=365`) as a dict."""
+    value = os.environ.get(name, "").strip()
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        pattern, sep, days = item.rpartition("=")
+        pattern = pattern.strip()
+        if not sep or not pattern or " " in pattern or "*" in pattern[:-1] or not days.strip().isdigit() or int(days) < 1:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not NAME=DAYS or PREFIX*=DAYS (e.g. prefect.flow-run.heartbeat=1,acme.audit.*=365)."
+            )
+        out[pattern] = int(days)
+    return out
+
+
 DEBUG = env_bool("DEBUG", True)
 # In production these three have no default: a forgotten one fails at start-up, not at the
 # first request.
@@ -203,6 +218,15 @@ EVENTFEED_LIVE_FLUSH_MS = env_int("EVENTFEED_LIVE_FLUSH_MS", 50)
 EVENTFEED_LIVE_CHECK_SECONDS = env_int("EVENTFEED_LIVE_CHECK_SECONDS", 3)
 # How far back a live subscriber (/api/events/out) may ask for a backfill. Prefect: 15 minutes.
 EVENTFEED_MAX_BACKFILL_MINUTES = env_int("EVENTFEED_MAX_BACKFILL_MINUTES", 60)
+
+# Retention (README "Retention and storage"): days an event is kept, per-name overrides, how often
+# the automation worker prunes, and how many days of partitions exist ahead of today (PostgreSQL).
+EVENTFEED_RETENTION_DAYS = env_int("EVENTFEED_RETENTION_DAYS", 7)
+if EVENTFEED_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("EVENTFEED_RETENTION_DAYS must be at least 1.")
+EVENTFEED_RETENTION_OVERRIDES = env_day_overrides("EVENTFEED_RETENTION_OVERRIDES")
+EVENTFEED_PRUNE_EVERY_MINUTES = env_int("EVENTFEED_PRUNE_EVERY_MINUTES", 60)
+EVENTFEED_PARTITIONS_AHEAD_DAYS = env_int("EVENTFEED_PARTITIONS_AHEAD_DAYS", 3)
 
 # Automations: evaluate inside every Daphne process (false when only `manage.py run_automations`
 # workers should evaluate).

@@ -91,3 +91,13 @@ def fresh_channel_layer():
     yield
     channel_layers.backends.clear()
     live._hubs.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_partition_cache():
+    """A test's partitions vanish with its transaction: the process must not remember them."""
+    from eventfeed.events import partitions
+
+    partitions.forget()
+    yield
+    partitions.forget()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from django.db import connection
 
+from . import partitions
 from .filters import resource_rows
 from .models import Event, EventResource
 from .models import words_sql
@@ -131,6 +132,8 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
                 editor.remove_index(model, index)
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {Event._meta.db_table}, {EventResource._meta.db_table}")
+    first = partitions.day_of(until - timedelta(days=days))
+    partitions.ensure(first + timedelta(days=i) for i in range((partitions.day_of(until) - first).days + 1))
     raw = connection.connection
     started = time.monotonic()
     event_cols = "id, occurred, received, event, resource_id, resource, related, payload, follows, words"
@@ -160,6 +163,7 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
                 t = time.monotonic()
                 editor.add_index(model, index)
                 log(f"    {index.name}: {time.monotonic() - t:.0f} s")
+    partitions.name_all_indexes()
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {Event._meta.db_table}")
         cursor.execute(f"VACUUM ANALYZE {EventResource._meta.db_table}")

@@ -126,3 +126,26 @@ class FeedForm(forms.Form):
             order="ASC" if data.get("after") else "DESC",
             **parse_event_terms(data.get("event") or []),
         )
+
+
+class RetentionOverrideForm(forms.Form):
+    """An override on the storage page: events named `pattern` are kept `days` days."""
+
+    pattern = forms.CharField(max_length=1024, strip=True)
+    days = forms.IntegerField()
+
+    def clean_pattern(self) -> str:
+        from .retention import pattern_problem
+
+        pattern = self.cleaned_data["pattern"]
+        if problem := pattern_problem(pattern):
+            raise forms.ValidationError(f"The pattern {problem}.")
+        return pattern
+
+    def clean_days(self) -> int:
+        from .retention import days_problem
+
+        days = self.cleaned_data["days"]
+        if problem := days_problem(days):
+            raise forms.ValidationError(f"Days {problem}.")
+        return days

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timezone as dt_timezone
+from datetime import timedelta, timezone as dt_timezone
 
 import psycopg
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import dbfaults, jsoncodec
+from . import dbfaults, jsoncodec, partitions
 from .filters import resource_rows
 from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, words_sql
 from .schema import CleanEvent
@@ -55,9 +55,13 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     # the order they came.
     by_id = sorted(unique.values(), key=lambda e: e.id)
 
+    # Before the transaction's first statement: creating a partition locks the whole table, and a
+    # transaction that had already read it could deadlock with another doing the same.
+    partitions.ensure({partitions.day_of(e.occurred) for e in by_id})
+
     def store_new() -> list[CleanEvent]:
         with transaction.atomic():
-            existing = already_stored([e.id for e in by_id])
+            existing = already_stored(by_id)
             written = {e.id for e in _store([e for e in by_id if e.id not in existing])}
             fresh = [e for e in unique.values() if e.id in written]
             if fresh:
@@ -113,11 +117,30 @@ def binary_cursor() -> Iterator[psycopg.Cursor]:
         yield cursor
 
 
-def already_stored(ids: list) -> set:
+# On PostgreSQL an id is looked for within this margin of the batch's times (see already_stored).
+DEDUPE_MARGIN = timedelta(days=1)
+
+
+def already_stored(events: list[CleanEvent]) -> set:
+    """The ids of these events that are stored already.
+
+    On PostgreSQL the events table is partitioned by day and its primary key is (id, occurred):
+    no index covers an id across partitions. A re-sent event carries the same `occurred`, so the
+    search is limited to the partitions of the batch's days and a day either side (a producer
+    re-sending with a fresh clock is still caught); the same id reused more than a day away from
+    the stored one is not found, and is stored a second time.
+    """
+    ids = [e.id for e in events]
     if connection.vendor == "postgresql":
-        # One binary array rather than 500 quoted placeholders.
+        low = min(e.occurred for e in events) - DEDUPE_MARGIN
+        high = max(e.occurred for e in events) + DEDUPE_MARGIN
+        # One binary array rather than 500 quoted placeholders; the time bounds are what prune
+        # the partitions searched.
         with binary_cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {Event._meta.db_table} WHERE id = ANY(%b)", [ids])
+            cursor.execute(
+                f"SELECT id FROM {Event._meta.db_table} WHERE id = ANY(%b) AND occurred >= %b AND occurred <= %b",
+                [ids, low, high],
+            )
             return {row[0] for row in cursor.fetchall()}
     return set(Event.objects.filter(id__in=ids).values_list("id", flat=True))
 
@@ -216,13 +239,23 @@ def _store(events: list[CleanEvent]) -> list[CleanEvent]:
     ids are visible by then, so the write is retried without them.
     """
     write = _copy_rows if connection.vendor == "postgresql" else _store_orm
+    recreated = False
     while events:
         try:
             with transaction.atomic():
                 write(events)
             return events
-        except IntegrityError:
-            existing = already_stored([e.id for e in events])
+        except IntegrityError as error:
+            if isinstance(error.__cause__, psycopg.errors.CheckViolation) and not recreated:
+                # "No partition for the row": retention dropped a day this process thought it
+                # had. Created again here, inside the transaction (rare: a late event for a day
+                # just pruned).
+                days = {partitions.day_of(e.occurred) for e in events}
+                partitions.forget(days)
+                partitions.ensure(days)
+                recreated = True
+                continue
+            existing = already_stored(events)
             remaining = [e for e in events if e.id not in existing]
             if len(remaining) == len(events):
                 raise  # not a duplicate id: a real error

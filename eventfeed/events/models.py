@@ -164,6 +164,25 @@ def bucket_start(moment: datetime, width: int) -> datetime:
     return datetime.fromtimestamp(moment.timestamp() // width * width, dt_timezone.utc)
 
 
+class RetentionOverride(models.Model):
+    """How long events of a name (or prefix `acme.audit.*`) are kept, set on the storage page.
+
+    Overrides from EVENTFEED_RETENTION_OVERRIDES sit beside these; for the same pattern this one
+    wins (retention.Policy).
+    """
+
+    pattern = models.CharField(max_length=1024, unique=True)
+    days = models.PositiveIntegerField()
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return f"{self.pattern}: {self.days} days"
+
+
 class IngestProblem(models.Model):
     """An event the websocket door could not accept, kept so an operator can see what was lost."""
 

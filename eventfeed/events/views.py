@@ -11,10 +11,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import export, queries
+from . import export, queries, storage
+from .retention import Policy
 from .filters import RANGES
-from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, cursor_for
-from .models import ApiKey, IngestProblem
+from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, RetentionOverrideForm, cursor_for
+from .models import ApiKey, IngestProblem, RetentionOverride
 from .wire import iso, wire
 
 PAGE_SIZE = 50
@@ -181,3 +182,43 @@ def feed_export(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     return export.response(request, replace(form.event_filter(), order="DESC"), fmt)
+
+
+@login_required
+def storage_page(request: HttpRequest) -> HttpResponse:
+    """Where the space goes (by day, by name, the last day's biggest producers), the retention
+    in force, and what it removes next; a POST adds or changes a retention override."""
+    form = RetentionOverrideForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        RetentionOverride.objects.update_or_create(
+            pattern=form.cleaned_data["pattern"], defaults={"days": form.cleaned_data["days"], "updated_by": request.user}
+        )
+        messages.success(request, f"Events named {form.cleaned_data['pattern']} are now kept {form.cleaned_data['days']} days.")
+        return redirect("storage")
+    now = timezone.now()
+    policy = Policy.current()
+    days = storage.by_day(policy)
+    names = storage.by_name(policy)
+    ctx = {
+        "form": form,
+        "policy": policy,
+        "page_overrides": {o.pattern: o for o in RetentionOverride.objects.all()},
+        "totals": storage.totals(),
+        "days": days,
+        "names": names,
+        "prefixes": storage.by_prefix(names),
+        "removals": storage.next_removals(policy, days, now),
+        "last_day_names": storage.by_name(policy, since=now - timedelta(days=1))[:10],
+        "last_day_resources": storage.top_resources_last_day(now),
+        "now": now,
+    }
+    return render(request, "events/storage.html", ctx, status=400 if form.errors else 200)
+
+
+@require_POST
+@login_required
+def delete_retention_override(request: HttpRequest, override_id: int) -> HttpResponse:
+    override = get_object_or_404(RetentionOverride, pk=override_id)
+    override.delete()
+    messages.success(request, f"Removed the override for {override.pattern}; the default applies again.")
+    return redirect("storage")

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from eventfeed.automations import service
+from eventfeed.events import retention
 
 
 class Command(BaseCommand):
@@ -24,6 +25,9 @@ class Command(BaseCommand):
         service._running[os.getpid()] = worker
         self.stdout.write("Evaluating automations; Ctrl-C to stop.")
         try:
-            asyncio.run(worker.run())
+            asyncio.run(self.run(worker))
         except KeyboardInterrupt:
             pass
+
+    async def run(self, worker) -> None:
+        await asyncio.gather(worker.run(), retention.prune_forever())
