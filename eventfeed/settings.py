@@ -8,6 +8,7 @@ development default are required, and a missing one stops the process at start-u
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_filters",
+    "axes",
     "channels",
     "eventfeed.events",
     "eventfeed.automations",
@@ -115,6 +117,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a sign-in refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eventfeed.urls"
@@ -166,6 +170,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# The cache holds the wrong-API-key counts (eventfeed/throttle.py): in Redis, all processes share them.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "eventfeed"}}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -182,6 +190,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Sign-in throttling (django-axes): after this many failures for one username, or from one
+# address, further sign-ins are refused for the cool-off time; each refused attempt restarts it.
+AUTHENTICATION_BACKENDS = ["eventfeed.throttle.SignInThrottle", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("EVENTFEED_SIGNIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("EVENTFEED_SIGNIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "eventfeed.throttle.signin_locked_out"
+# Successful sign-ins are audit events already (eventfeed.audit.sign-in).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Wrong API keys from one address (eventfeed/throttle.py): this many within this many seconds,
+# then 429 until the window ends.
+EVENTFEED_API_KEY_FAILURES = env_int("EVENTFEED_API_KEY_FAILURES", 10)
+EVENTFEED_API_KEY_WINDOW = env_int("EVENTFEED_API_KEY_WINDOW", 600)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"

@@ -9,6 +9,8 @@ from functools import wraps
 from django.http import JsonResponse
 from django.utils import timezone
 
+from eventfeed import throttle
+
 from .models import ApiKey, hash_key
 
 
@@ -23,6 +25,22 @@ def find_key(raw: str | None) -> ApiKey | None:
         if key.last_used is None or (now - key.last_used).total_seconds() > 60:
             ApiKey.objects.filter(pk=key.pk).update(last_used=now)
     return key
+
+
+def check_key(raw: str | None, address: str | None) -> tuple[ApiKey | None, int | None]:
+    """(the key for this raw secret or None, seconds to wait when the address is throttled).
+
+    Only presented keys count: a wrong one counts against the address (eventfeed/throttle.py),
+    and a throttled address is refused even with a right key, since its guess may just have hit."""
+    if not raw:
+        return None, None
+    wait = throttle.key_retry_after(address)
+    if wait is not None:
+        return None, wait
+    key = find_key(raw)
+    if key is None:
+        throttle.wrong_key(address)
+    return key, None
 
 
 def key_from_header(header: str) -> tuple[str | None, str | None]:
@@ -68,7 +86,11 @@ def api_key_required(view=None, *, allow_session: bool = False):
                 return api_error(401, "Authentication required: send 'Authorization: Bearer <API key>'.")
             if problem is not None:
                 return api_error(401, "Unsupported Authorization header: use 'Bearer <API key>'.")
-            key = find_key(raw)
+            key, wait = check_key(raw, request.META.get("REMOTE_ADDR"))
+            if wait is not None:
+                response = api_error(429, throttle.too_many_wrong_keys_message(wait), retry_after=wait)
+                response["Retry-After"] = str(wait)
+                return response
             if key is None:
                 return api_error(403, "This API key is not valid.")
             if key.revoked is not None:

@@ -21,8 +21,10 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
+from eventfeed import throttle
+
 from . import dbfaults, jsoncodec, live
-from .auth import find_key, key_from_header
+from .auth import check_key, key_from_header
 from .filters import FilterError, from_json
 from .forms import FeedForm
 from .ingest import ingest
@@ -124,7 +126,10 @@ async def authenticate(consumer: AsyncWebsocketConsumer, text: str) -> tuple[obj
         return None, False
     token = message.get("token") if is_auth else None
     raw = token if isinstance(token, str) and token else key_from_header(header)[0]
-    key = await database_sync_to_async(find_key)(raw)
+    key, wait = await database_sync_to_async(check_key)(raw, (consumer.scope.get("client") or [None])[0])
+    if wait is not None:
+        await consumer.close(code=1013, reason=throttle.too_many_wrong_keys_message(wait))
+        return None, is_auth
     if key is None or key.revoked is not None:
         await consumer.close(code=1008, reason="Missing API key (set PREFECT_API_AUTH_STRING to an Eventfeed API key)" if not raw else "Invalid or revoked API key")
         return None, is_auth
