@@ -1,6 +1,8 @@
 // The event page (times are lib/times.js's, started by page.js): copy buttons, the actions menu, and the payload as a JSON tree.
 // Every string from the event goes into the page through textContent, never as HTML.
 
+import { JsonNumber, parseExact, stringifyExact } from "./lib/json.js";
+
 const STRING_FOLD = 240; // characters of a long string shown before "show more"
 const LINE_FOLD = 6; // lines of a multi-line string shown before "show more"
 const CHUNK = 100; // children of an object or array rendered per "show more"
@@ -11,7 +13,9 @@ const EXPAND_ALL_BUDGET = 5000; // values "Expand all" may render before it stop
 
 const page = document.querySelector(".ev");
 const toast = document.querySelector(".ev-toast");
-const data = JSON.parse(document.getElementById("event-data")?.textContent || "null");
+const source = document.getElementById("event-data")?.textContent;
+// Parsed exactly: JSON.parse would round integers past 2^53.
+const data = source ? parseExact(source) : null;
 
 // -- copying ----------------------------------------------------------------------------------
 
@@ -56,7 +60,7 @@ async function copy(text, button, what = "Copied") {
 }
 
 function pretty(value) {
-  return JSON.stringify(value, null, 2);
+  return stringifyExact(value, 2);
 }
 
 function copyTextFor(button) {
@@ -120,12 +124,13 @@ function foldLongValues() {
 
 function kindOf(value) {
   if (value === null) return "null";
+  if (value instanceof JsonNumber) return "number";
   if (Array.isArray(value)) return "array";
   return typeof value; // object, string, number, boolean
 }
 
 function isContainer(value) {
-  return value !== null && typeof value === "object";
+  return value !== null && typeof value === "object" && !(value instanceof JsonNumber);
 }
 
 // The number of values in a subtree, counting no further than `limit`.
@@ -311,7 +316,7 @@ function buildPayload() {
   if (!root || !data) return;
   const payload = data.payload;
   const size = document.getElementById("payload-size");
-  if (size) size.textContent = `${summaryOf(payload)} · ${formatBytes(new Blob([JSON.stringify(payload)]).size)}`;
+  if (size) size.textContent = `${summaryOf(payload)} · ${formatBytes(new Blob([stringifyExact(payload, 0)]).size)}`;
   const tree = new Tree(root, payload);
   page.querySelector("[data-tree=expand]")?.addEventListener("click", () => {
     if (!tree.expandAll()) say(`Opened the first ${EXPAND_ALL_BUDGET.toLocaleString()} values; open the rest one by one`);

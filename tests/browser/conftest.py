@@ -144,3 +144,17 @@ def open_page(browser, asgi_server, transactional_db, django_user_model):
     yield make
     for context in contexts:
         context.close()
+
+
+# Every issue-16 behaviour is shown at both sizes and in both colour schemes.
+LOOKS = [
+    pytest.param({"width": 1440, "height": 900, "scheme": "light"}, id="desktop-light"),
+    pytest.param({"width": 1440, "height": 900, "scheme": "dark"}, id="desktop-dark"),
+    pytest.param({"width": 390, "height": 844, "scheme": "light"}, id="phone-light"),
+    pytest.param({"width": 390, "height": 844, "scheme": "dark"}, id="phone-dark"),
+]
+
+
+@pytest.fixture(params=LOOKS)
+def look(request) -> dict:
+    return request.param
