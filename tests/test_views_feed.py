@@ -382,3 +382,18 @@ def test_it_counts_names_for_a_preset_range_from_the_event_counts(owner_client, 
     assert groups[0]["names"] == [{"name": "acme.order.shipped", "count": 5}]
     # A preset range ends now: the hours inside it come from EventCount, not from the events.
     assert any("events_eventcount" in q["sql"] for q in captured.captured_queries)
+
+
+def test_it_gives_the_histogram_an_exact_total_and_counts_by_severity(owner_client, now):
+    # A rolled-up filter (names only, 24 h: EventCount) and a raw one (a resource) agree.
+    store(make_event("prefect.flow-run.Failed", occurred=now - timedelta(hours=3)),
+          make_event("prefect.flow-run.Crashed", occurred=now - timedelta(hours=3)),
+          make_event("prefect.flow-run.Late", occurred=now - timedelta(hours=2)),
+          make_event("prefect.flow-run.Completed", occurred=now - timedelta(hours=1)),
+          make_event("prefect.flow-run.Completed", occurred=now - timedelta(days=2)))
+    for query in ("range=24h", "range=24h&resource=acme.order.1", "range=24h&event=prefect.flow-run.*"):
+        body = owner_client.get(f"/events/histogram?{query}").json()
+        assert body["total"] == 4, query
+        totals = {tone: sum(b["severity"][tone] for b in body["buckets"]) for tone in ("bad", "warn", "other")}
+        assert totals == {"bad": 2, "warn": 1, "other": 1}, query
+        assert all(sum(b["severity"].values()) == b["count"] for b in body["buckets"])

@@ -48,6 +48,8 @@ class Bucket:
     start: datetime
     end: datetime
     count: int
+    # Events of each name in the bucket, when asked for (the feed's histogram colours by them).
+    names: Counter | None = None
 
     def as_prefect(self) -> dict:
         return {
@@ -66,17 +68,17 @@ def bucket_span(since: datetime, until: datetime, seconds: float) -> tuple[int, 
     return first, last
 
 
-def _raw_counts(f: EventFilter, seconds: float) -> Counter:
-    """Bucket index → events, counted from the events themselves."""
+def _raw_counts(f: EventFilter, seconds: float, by_name: bool = False) -> Counter:
+    """Bucket index (or (index, event name) `by_name`) → events, counted from the events themselves."""
     pivot = PIVOT.timestamp()
     rows = (
         f.count_queryset()
         .annotate(bucket=Floor((Epoch(F("occurred")) - pivot) / seconds))
-        .values("bucket")
+        .values("bucket", *(("event",) if by_name else ()))
         .annotate(n=Count("pk"))
         .order_by()
     )
-    return Counter({int(r["bucket"]): r["n"] for r in rows})
+    return Counter({((int(r["bucket"]), r["event"]) if by_name else int(r["bucket"])): r["n"] for r in rows})
 
 
 def _rollup_width(f: EventFilter, seconds: float) -> int | None:
@@ -97,37 +99,48 @@ def _whole_buckets(since: datetime, until: datetime, width: int) -> tuple[dateti
     return start, end
 
 
-def _rolled_up_counts(f: EventFilter, seconds: float, width: int) -> Counter:
-    """Bucket index → events: whole EventCount buckets inside the range, events at its edges."""
+def _rolled_up_counts(f: EventFilter, seconds: float, width: int, by_name: bool = False) -> Counter:
+    """Bucket index (or (index, name)) → events: whole EventCount buckets inside the range,
+    events at its edges."""
     start, end = _whole_buckets(f.since, f.until, width)
     if start >= end:
-        return _raw_counts(f, seconds)
+        return _raw_counts(f, seconds, by_name)
     rows = (
         EventCount.objects.filter(width=width, bucket__gte=start, bucket__lt=end)
         .filter(f.names_q(connection.vendor))
-        .values("bucket")
+        .values("bucket", *(("event",) if by_name else ()))
         .annotate(n=Sum("count"))
         .order_by()
     )
     counts = Counter()
     for r in rows:
-        counts[math.floor((r["bucket"] - PIVOT).total_seconds() / seconds)] += r["n"]
+        index = math.floor((r["bucket"] - PIVOT).total_seconds() / seconds)
+        counts[(index, r["event"]) if by_name else index] += r["n"]
     # The edges are less than one bucket wide: count those events exactly.
-    counts.update(_raw_counts(replace(f, until=start - timedelta(microseconds=1)), seconds))
-    counts.update(_raw_counts(replace(f, since=end), seconds))
+    counts.update(_raw_counts(replace(f, until=start - timedelta(microseconds=1)), seconds, by_name))
+    counts.update(_raw_counts(replace(f, since=end), seconds, by_name))
     return counts
 
 
-def count_by_time(f: EventFilter, seconds: float) -> list[Bucket]:
+def count_by_time(f: EventFilter, seconds: float, by_name: bool = False) -> list[Bucket]:
     """Event counts in buckets of `seconds`, aligned to PIVOT, zero-filled over the filter's
-    time range (which must be bounded). Filters of time and names only read EventCount."""
+    time range (which must be bounded). Filters of time and names only read EventCount.
+    `by_name` also fills each bucket's `names`."""
     first, last = bucket_span(f.since, f.until, seconds)
     width = _rollup_width(f, seconds)
-    counts = _rolled_up_counts(f, seconds, width) if width else _raw_counts(f, seconds)
+    counts = _rolled_up_counts(f, seconds, width, by_name) if width else _raw_counts(f, seconds, by_name)
+    names: dict[int, Counter] = {}
+    if by_name:
+        for (index, name), n in counts.items():
+            names.setdefault(index, Counter())[name] += n
+        counts = Counter({index: sum(c.values()) for index, c in names.items()})
     out = []
     for index in range(first, last + 1):
         start = PIVOT + timedelta(seconds=index * seconds)
-        out.append(Bucket(index - first, start, start + timedelta(seconds=seconds), counts.get(index, 0)))
+        bucket = Bucket(index - first, start, start + timedelta(seconds=seconds), counts.get(index, 0))
+        if by_name:
+            bucket.names = names.get(index, Counter())
+        out.append(bucket)
     if out:
         # The last bucket ends where the range ends, as Prefect clips it.
         out[-1].end = min(out[-1].end, f.until + timedelta(microseconds=1))
@@ -188,9 +201,10 @@ def histogram_bucket_seconds(since: datetime, until: datetime) -> int:
 
 
 def histogram(f: EventFilter) -> tuple[int, list[Bucket]]:
-    """The bucket size and zero-filled counts over the filter's (bounded) time range."""
+    """The bucket size and zero-filled counts over the filter's (bounded) time range, each
+    bucket with its counts by event name."""
     seconds = histogram_bucket_seconds(f.since, f.until)
-    return seconds, count_by_time(f, seconds)
+    return seconds, count_by_time(f, seconds, by_name=True)
 
 
 def name_counts(f: EventFilter) -> list[tuple[str, int]]:

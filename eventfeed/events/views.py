@@ -16,6 +16,7 @@ from .retention import Policy
 from .filters import RANGES
 from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, RetentionOverrideForm, cursor_for
 from .models import ApiKey, IngestProblem, RetentionOverride
+from .templatetags.eventfeed import event_tone
 from .wire import iso, wire
 
 PAGE_SIZE = 50
@@ -167,8 +168,22 @@ def feed_histogram(request: HttpRequest) -> JsonResponse:
         "since": iso(f.since),
         "until": iso(f.until),
         "bucket_seconds": seconds,
-        "buckets": [{"start": iso(b.start), "end": iso(b.end), "count": b.count} for b in buckets],
+        # Every event of the range under the filter is in one bucket: the total is exact.
+        "total": sum(b.count for b in buckets),
+        "buckets": [
+            {"start": iso(b.start), "end": iso(b.end), "count": b.count, "severity": severity_counts(b.names)}
+            for b in buckets
+        ],
     })
+
+
+def severity_counts(names) -> dict[str, int]:
+    """A bucket's events as the histogram stacks them: failures, warnings, the rest."""
+    out = {"bad": 0, "warn": 0, "other": 0}
+    for name, n in (names or {}).items():
+        tone = event_tone(name)
+        out[tone if tone in ("bad", "warn") else "other"] += n
+    return out
 
 
 @require_GET

@@ -250,7 +250,7 @@ def test_it_loads_older_rows_in_place_with_a_keyset_cursor(feed_page):
 def test_it_zooms_by_dragging_across_the_histogram(feed_page, events):
     page = feed_page
     page.goto(page.server + "/events/")
-    page.locator("#histogram rect.bar").first.wait_for(state="attached")
+    page.locator("#histogram g.bar").first.wait_for(state="attached")
     box = page.locator("#histogram [data-plot]").bounding_box()
     # The plot's right part is the newest 24 h; drag over the last fifth of it (≈ the last 4.6 h).
     y = box["y"] + box["height"] / 2
@@ -273,7 +273,7 @@ def test_it_zooms_by_dragging_across_the_histogram(feed_page, events):
 def test_it_shows_a_tooltip_over_the_histogram(feed_page, events):
     page = feed_page
     page.goto(page.server + "/events/?range=1h")
-    bar = page.locator("#histogram rect.bar[height]:not([height='0'])").last
+    bar = page.locator("#histogram g.bar:has(rect)").last
     bar.wait_for(state="attached")
     bar.hover()
     tip = page.locator("#histogram [data-tip]")
@@ -325,7 +325,7 @@ def test_it_looks_right_at_1280_px_and_on_a_phone(browser, asgi_server, transact
     for width in (1280, 390):
         page = open_page(browser, asgi_server, width=width)
         page.goto(page.server + "/events/")
-        page.locator("#histogram rect.bar").first.wait_for(state="attached")
+        page.locator("#histogram g.bar").first.wait_for(state="attached")
         page.screenshot(path=f"{SHOTS}/feed-{width}.png", full_page=True)
         # Nothing sticks out sideways on a phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -56,7 +56,7 @@ def test_it_holds_new_events_while_paused_and_brings_them_in_with_one_click(sign
     page.click("[data-live-toggle]")
     assert page.locator("[data-live-status]").get_attribute("data-state") == "paused"
     events = post(*[make_event(f"t.paused.{i}") for i in range(3)])
-    page.locator("[data-new-events]", has_text="3 new events").wait_for(timeout=5_000)
+    page.locator("[data-new-events]", has_text="3 new — show").wait_for(timeout=5_000)
     assert row(page, events[0]).count() == 0
     page.click("[data-new-events]")
     for event in events:
@@ -73,7 +73,7 @@ def test_it_pauses_by_itself_when_the_reader_scrolls_down(signed_in_page, post):
     page.mouse.wheel(0, 2_000)
     page.wait_for_function("scrollY > 300")
     [event] = post(make_event("t.while-reading"))
-    page.locator("[data-new-events]", has_text="1 new event").wait_for(timeout=5_000)
+    page.locator("[data-new-events]", has_text="1 new — show").wait_for(timeout=5_000)
     assert row(page, event).count() == 0
 
 

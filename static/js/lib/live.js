@@ -1,17 +1,21 @@
 // The live feed. One socket per page. It subscribes with the page's filter (again after every in-place filter
-// change), inserts pushed rows in (occurred, id) order, pauses when the reader scrolls down or
-// reads an older page, and after every (re)subscription fetches what it may have missed since
+// change), inserts pushed rows in (occurred, id) order, a frame's budget at a time, and holds
+// them (a sticky "N new — show" notice) while the reader points at, focuses or selects in the
+// list, has scrolled it, or reads an older page, and after every (re)subscription fetches what it may have missed since
 // its newest row, so a reconnect leaves no gap and no duplicate.
 
 import { $, $$, appPath, socketUrl } from "./dom.js";
 import { MINUTE, renderTimes } from "./times.js";
 import { filterQuery, navigate } from "./navigation.js";
 import { setUpLoadOlder, showCount } from "./rows.js";
+import { histogram } from "./histogram.js";
 
 const MAX_ROWS = 500;          // rows kept in the DOM; older ones are trimmed (load older brings them back)
 const CATCH_UP_MARGIN = MINUTE; // late events (occurred before the newest row) within this margin are caught up
 const CATCH_UP_PAGES = 10;
-const SCROLL_PAUSE_PX = 240;
+const FRAME_BUDGET_MS = 8;      // DOM work per animation frame: a flood never freezes the page
+const FLOOD_ROWS = 25;          // more than this waiting is a flood...
+const FLOOD_GAP_MS = 250;       // ...inserted in batches this far apart, without highlights
 
 /** A comparable key for a row: UTC time to the microsecond, then the id, as the server orders. */
 function rowKey(occurred, id) {
@@ -20,7 +24,8 @@ function rowKey(occurred, id) {
 }
 
 function keyOf(row) {
-  return rowKey(row.dataset.occurred, row.dataset.id);
+  // Cached on the element: a flood compares every new row with the rows shown.
+  return (row.eventfeedKey ||= rowKey(row.dataset.occurred, row.dataset.id));
 }
 
 export const live = {
@@ -28,13 +33,29 @@ export const live = {
   attempts: 0,
   manualPause: false,
   held: new Map(),   // rows received while paused, by id
+  queue: new Map(),  // rows waiting for a frame to be inserted, by id
   overflowed: false,
   subscribedOnce: false,
+  hover: false,
+  focus: false,
+  selecting: false,
+  flushing: false,
 
   start() {
     this.bind();
     this.connect();
-    addEventListener("scroll", () => this.onScroll(), { passive: true });
+    document.addEventListener("selectionchange", () => {
+      const selection = getSelection();
+      const inList = Boolean(selection && !selection.isCollapsed && this.rows?.contains(selection.anchorNode));
+      if (inList !== this.selecting) this.setHold("selecting", inList);
+    });
+  },
+
+  /** Pointing at, focusing or selecting in the list holds insertions; ending it lets them in. */
+  setHold(reason, on) {
+    this[reason] = on;
+    if (!this.paused && this.held.size) this.release();
+    this.render();
   },
 
   /** (Re)attach to the controls of the current page content. */
@@ -44,7 +65,31 @@ export const live = {
     this.toggle = $("[data-live-toggle]");
     this.banner = $("[data-new-events]");
     this.held.clear();
+    this.queue.clear();
     this.overflowed = false;
+    this.hover = this.focus = this.selecting = false;
+    // The whole list card holds, the notice included: reaching for it must not let the rows in.
+    const card = this.rows?.closest(".list");
+    // Scrolled once the list's header is under the top bar: a new row would push what is read.
+    // An observer, not a measurement per event: measuring forces a layout of every row.
+    this.scrolled = false;
+    this.observer?.disconnect();
+    const head = card && $(".list-head", card);
+    if (head) {
+      this.observer = new IntersectionObserver(([entry]) => {
+        this.scrolled = !entry.isIntersecting && entry.boundingClientRect.top < 60;
+        this.onScroll();
+      }, { rootMargin: "-60px 0px 0px 0px" });
+      this.observer.observe(head);
+    }
+    if (card) {
+      card.addEventListener("pointerenter", (event) => event.pointerType === "mouse" && this.setHold("hover", true));
+      card.addEventListener("pointerleave", () => this.setHold("hover", false));
+      card.addEventListener("focusin", () => this.setHold("focus", true));
+      card.addEventListener("focusout", (event) => {
+        if (!card.contains(event.relatedTarget)) this.setHold("focus", false);
+      });
+    }
     this.toggle?.addEventListener("click", () => {
       this.manualPause = !this.manualPause;
       if (!this.manualPause) this.release();
@@ -56,14 +101,26 @@ export const live = {
         navigate(`${location.pathname}?${filterQuery()}`); // an older page: go to the newest one
         return;
       }
-      scrollTo({ top: 0 });
-      this.release();
+      this.hover = this.focus = this.selecting = false;
+      this.rows?.scrollIntoView({ block: "start" });
+      scrollBy({ top: -80 }); // below the sticky top bar
+      this.release(true);
     });
     this.render();
   },
 
+  /** Why insertions wait, or "" when they do not. */
+  get holdReason() {
+    if (this.manualPause) return "paused";
+    if (new URL(location.href).searchParams.has("before")) return "older page";
+    if (this.hover || this.focus || this.selecting) return "held";
+    // The list's top has scrolled under the top bar: a new row would push what is read.
+    if (this.scrolled) return "scrolled";
+    return "";
+  },
+
   get paused() {
-    return this.manualPause || scrollY > SCROLL_PAUSE_PX || new URL(location.href).searchParams.has("before");
+    return Boolean(this.holdReason);
   },
 
   connect() {
@@ -107,42 +164,95 @@ export const live = {
       this.setState("live");
       this.catchUp();
     } else if (message.type === "rows" && !this.awaitingSubscription) {
-      this.receive(message.rows.map((row) => this.parse(row.html)).filter(Boolean));
+      this.receive(this.parse(message.rows.map((row) => row.html).join("")));
     } else if (message.type === "error") {
       this.setState("error");
     }
   },
 
+  /** The rows of one message, parsed in one go. */
   parse(html) {
     const template = document.createElement("template");
     template.innerHTML = html;
-    return template.content.querySelector(".row");
+    return $$(".row", template.content);
+  },
+
+  known(id) {
+    return this.held.has(id) || this.queue.has(id) || Boolean(this.rows.querySelector(`[data-id="${CSS.escape(id)}"]`));
   },
 
   receive(rows) {
     if (!rows.length || !this.rows) return;
-    if (this.paused) {
-      for (const row of rows) if (!this.rows.querySelector(`[data-id="${CSS.escape(row.dataset.id)}"]`)) this.held.set(row.dataset.id, row);
-      if (this.held.size > MAX_ROWS) {
-        // Too much to hold: the banner then reloads the first page instead.
-        this.overflowed = true;
-        this.held = new Map([...this.held].slice(-MAX_ROWS));
-      }
-      this.render();
-      return;
+    const paused = this.paused;
+    for (const row of rows) {
+      const id = row.dataset.id;
+      if (this.known(id)) continue;
+      histogram.add(new Date(row.dataset.occurred), $(".name", row)?.dataset.tone);
+      (paused ? this.held : this.queue).set(id, row);
     }
-    this.insert(rows);
+    if (this.held.size > MAX_ROWS) {
+      // Too much to hold: the notice then reloads the first page instead.
+      this.overflowed = true;
+      this.held = new Map([...this.held].slice(-MAX_ROWS));
+    }
+    if (this.queue.size > MAX_ROWS) this.queue = new Map([...this.queue].slice(-MAX_ROWS));
+    if (paused) this.render();
+    else this.schedule();
   },
 
-  release() {
+  release(force = false) {
+    if (!force && this.paused) return;
     if (this.overflowed) {
       navigate(location.pathname + "?" + filterQuery(), { push: false });
       return;
     }
-    const rows = [...this.held.values()];
+    for (const [id, row] of this.held) this.queue.set(id, row);
     this.held.clear();
-    this.insert(rows);
+    // "Show" brings the rows in now, hold or not, and then focuses the newest one.
+    this.forced ||= force;
+    this.schedule();
     this.render();
+  },
+
+  schedule() {
+    if (this.flushing || !this.queue.size) return;
+    this.flushing = true;
+    // In a flood, a few larger insertions a second, not one per frame: each costs a layout of
+    // the list, and a reader cannot follow sixty a second anyway.
+    const wait = this.queue.size > FLOOD_ROWS || this.flooding ? FLOOD_GAP_MS : 0;
+    setTimeout(() => requestAnimationFrame(() => this.flush()), wait);
+  },
+
+  /** Insert queued rows until the frame's budget is spent; the rest wait for the next frame. */
+  flush() {
+    this.flushing = false;
+    if (this.paused && !this.forced) {
+      // A hold began since these arrived: they wait behind the notice instead.
+      for (const [id, row] of this.queue) this.held.set(id, row);
+      this.queue.clear();
+      this.render();
+      return;
+    }
+    const started = performance.now();
+    this.flooding = this.queue.size > FLOOD_ROWS;
+    const rows = [...this.queue.values()].sort((a, b) => (keyOf(a) < keyOf(b) ? 1 : -1));
+    const batch = [];
+    for (const row of rows) {
+      batch.push(row);
+      this.queue.delete(row.dataset.id);
+      if (batch.length % 25 === 0) {
+        this.insert(batch.splice(0));
+        if (performance.now() - started > FRAME_BUDGET_MS) break;
+      }
+    }
+    this.insert(batch);
+    if (this.queue.size) {
+      this.schedule();
+    } else if (this.forced) {
+      this.forced = false;
+      // Focus goes to the newest row, not to <body>, as the notice disappears.
+      $(".row .name", this.rows)?.focus({ preventScroll: true });
+    }
   },
 
   /** Insert rows in order (late events land where they belong), newest first, no repeats. */
@@ -160,11 +270,11 @@ export const live = {
       if (key < floor) continue;
       while (index < existing.length && keyOf(existing[index]) > key) index += 1;
       list.insertBefore(row, existing[index] || list.querySelector(".more-marker"));
-      row.classList.add("is-new");
+      if (rows.length <= FLOOD_ROWS) row.classList.add("is-new");
       fresh.push(row);
     }
     if (!fresh.length) return;
-    renderTimes(list);
+    for (const row of fresh) renderTimes(row);
     setTimeout(() => fresh.forEach((row) => row.classList.remove("is-new")), 2500);
     this.trim();
     showCount($$(".row", list).length);
@@ -229,7 +339,7 @@ export const live = {
   render() {
     if (this.status) {
       const labels = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", "signed-out": "Signed out", error: "Filter error" };
-      const paused = this.state === "live" && this.paused;
+      const paused = this.state === "live" && ["paused", "older page"].includes(this.holdReason);
       this.status.dataset.state = paused ? "paused" : this.state;
       this.status.textContent = paused ? "Paused" : labels[this.state] || this.state;
     }
@@ -240,7 +350,7 @@ export const live = {
     if (this.banner) {
       const n = this.held.size;
       this.banner.hidden = n === 0;
-      this.banner.textContent = this.overflowed ? `${MAX_ROWS}+ new events — show them` : `${n} new event${n === 1 ? "" : "s"} — show`;
+      this.banner.textContent = this.overflowed ? `${MAX_ROWS}+ new — show` : `${n} new — show`;
     }
   },
 };

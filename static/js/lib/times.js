@@ -14,15 +14,19 @@ const TZ_KEY = "eventfeed.tz";
 export const MINUTE = 60_000, HOUR = 3_600_000, DAY = 86_400_000;
 const listeners = new Set();
 
+let chosen = null;
 export function zone() {
+  if (chosen) return chosen;
   try {
-    return localStorage.getItem(TZ_KEY) === "utc" ? "utc" : "local";
+    chosen = localStorage.getItem(TZ_KEY) === "utc" ? "utc" : "local";
   } catch {
-    return "local"; // storage disabled: local time, not remembered
+    chosen = "local"; // storage disabled: local time, not remembered
   }
+  return chosen;
 }
 
 export function setZone(value) {
+  chosen = value === "utc" ? "utc" : "local";
   try {
     localStorage.setItem(TZ_KEY, value);
   } catch {
@@ -36,16 +40,25 @@ export function onZoneChange(fn) {
   listeners.add(fn);
 }
 
+// Building an Intl.DateTimeFormat costs far more than using one: one pair per zone, kept.
+const formats = {};
+function formatsFor(timeZone) {
+  const key = timeZone || "local";
+  return (formats[key] ||= {
+    parts: new Intl.DateTimeFormat("en-US", {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hourCycle: "h23", timeZone,
+    }),
+    month: new Intl.DateTimeFormat("en-US", { month: "short", timeZone }),
+  });
+}
+
 /** Date parts in the chosen zone, 24-hour. */
 export function parts(date) {
-  const timeZone = zone() === "utc" ? "UTC" : undefined;
-  const options = {
-    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-    hourCycle: "h23", timeZone,
-  };
+  const f = formatsFor(zone() === "utc" ? "UTC" : undefined);
   const out = {};
-  for (const p of new Intl.DateTimeFormat("en-US", options).formatToParts(date)) out[p.type] = p.value;
-  out.monthName = new Intl.DateTimeFormat("en-US", { month: "short", timeZone }).format(date);
+  for (const p of f.parts.formatToParts(date)) out[p.type] = p.value;
+  out.monthName = f.month.format(date);
   out.ms = String(date.getUTCMilliseconds()).padStart(3, "0");
   return out;
 }
@@ -57,7 +70,7 @@ export function zoneName(date = new Date()) {
   const sign = minutes < 0 ? "−" : "+";
   const hh = Math.floor(Math.abs(minutes) / 60), mm = Math.abs(minutes) % 60;
   const offset = minutes === 0 ? "UTC" : `UTC${sign}${hh}${mm ? ":" + String(mm).padStart(2, "0") : ""}`;
-  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const name = formatsFor(undefined).parts.resolvedOptions().timeZone;
   return name && name !== "UTC" ? `${offset}, ${name}` : offset;
 }
 
