@@ -137,6 +137,9 @@ def test_it_names_every_bad_attribute(client, auth):
     ("type", "\ud800", ""),
     ("data", {"k": "nul\u0000"}, 'data["k"]'),
     ("comexample", "nul\u0000", "comexample"),
+    ("source", "/s\u0000", "source"),
+    ("id", "1\u0000", "id"),
+    ("dataschema", "\u0000", "dataschema"),
 ])
 def test_it_refuses_hostile_text_in_any_field_with_its_path(client, auth, field, value, path):
     body = {"specversion": "1.0", "id": "1", "source": "/s", "type": "acme.t", field: value}

@@ -281,9 +281,14 @@ def test_it_stores_a_standard_webhooks_message(client):
     assert Event.objects.get().resource_id == "ci.web"
 
 
-def test_it_checks_a_shared_secret_header(client):
+def test_it_checks_a_shared_secret_header_and_never_shows_it(client):
     webhook = hook(presets.GENERIC_JSON, Verification("shared-secret-header", "tok", "X-Webhook-Secret"))
     assert client.post(url(webhook), {}, content_type="application/json", HTTP_X_WEBHOOK_SECRET="tok").status_code == 204
+    # Not in the event's default payload, the request log or the template's headers.
+    hook_with_default_payload = hook(STATIC, Verification("shared-secret-header", "tok2", "X-Token"))
+    assert client.get(url(hook_with_default_payload), HTTP_X_TOKEN="tok2").status_code == 204
+    assert "tok" not in json.dumps(list(Event.objects.values_list("payload", flat=True)))
+    assert "tok" not in json.dumps(list(WebhookRequest.objects.values_list("headers", flat=True)))
     assert client.post(url(webhook), {}, content_type="application/json", HTTP_X_WEBHOOK_SECRET="nope").status_code == 401
     assert client.post(url(webhook), {}, content_type="application/json").status_code == 401
 

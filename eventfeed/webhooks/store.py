@@ -96,7 +96,8 @@ def receive(webhook: Webhook | None, method: str, headers: Mapping[str, str], bo
     """Everything /hooks/{slug} does after finding the slug: check, render, store, record."""
     if webhook is None:
         return Outcome(404, "No webhook answers at this URL: check it, or ask for the new one if it was rotated.")
-    shown = templates.visible_headers(headers)
+    checks = verification.from_stored(webhook.verification)
+    shown = templates.visible_headers(headers, checks.secret_header)
     received = timezone.now()
     limit = settings.EVENTFEED_MAX_EVENT_BYTES
     if not webhook.enabled:
@@ -107,7 +108,7 @@ def receive(webhook: Webhook | None, method: str, headers: Mapping[str, str], bo
         outcome = Outcome(413, f"The body is {max(length, len(body)):,} bytes; a webhook takes at most {limit:,} bytes.")
         record(webhook, received, method, shown, body, outcome, "refused")
         return outcome
-    problem = verification.check(verification.from_stored(webhook.verification), headers, body)
+    problem = verification.check(checks, headers, body)
     if problem:
         # Not an event: whoever knows the URL could otherwise write failure events into the feed.
         outcome = Outcome(401, f"Signature check ({webhook.kind}) failed: {problem} Nothing was stored.")

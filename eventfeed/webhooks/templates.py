@@ -52,8 +52,11 @@ class Headers(dict):
         return self[name] if name in self else default
 
 
-def visible_headers(headers: Mapping[str, str]) -> Headers:
-    return Headers({k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS})
+def visible_headers(headers: Mapping[str, str], secret_header: str = "") -> Headers:
+    """The headers a template, the request log and the event may see: without credentials,
+    including the header that carries a shared-secret-header webhook's secret."""
+    hidden = HIDDEN_HEADERS | {secret_header.lower()} if secret_header else HIDDEN_HEADERS
+    return Headers({k: v for k, v in headers.items() if k.lower() not in hidden})
 
 
 def parse_body(body: bytes, content_type: str) -> Any:

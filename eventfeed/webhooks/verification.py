@@ -35,6 +35,12 @@ class Verification:
     secret: str = ""
     header: str = ""
 
+    @property
+    def secret_header(self) -> str:
+        """The header that carries the secret itself, which nothing may show: "" for the
+        signing kinds, whose headers carry only signatures."""
+        return (self.header or DEFAULT_SECRET_HEADER) if self.kind == "shared-secret-header" else ""
+
     def as_json(self) -> dict[str, Any]:
         """What the API and the pages show: never the secret, only whether one is set."""
         shown: dict[str, Any] = {"kind": self.kind}
@@ -133,7 +139,7 @@ def check(verification: Verification, headers: Mapping[str, str], body: bytes, n
     if kind == "standard-webhooks":
         return _standard(verification.secret, headers, body, now)
     if kind == "shared-secret-header":
-        name = verification.header or DEFAULT_SECRET_HEADER
+        name = verification.secret_header
         sent = headers.get(name)
         if sent is None:
             return f"The {name} header is missing."
