@@ -33,6 +33,9 @@ async def test_it_pushes_a_stored_notification_to_a_signed_in_page(django_user_m
         await c.disconnect()
 
 
+# Channels closes stale connections before every message, so even a refused socket touches the
+# database connection of the thread that an earlier test may have left open.
+@pytest.mark.django_db
 async def test_it_refuses_an_anonymous_socket():
     c = communicator(AnonymousUser())
     connected, code = await c.connect()
