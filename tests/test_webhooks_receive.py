@@ -309,3 +309,18 @@ def test_it_publishes_the_event_after_commit_like_any_ingest(client, monkeypatch
     webhook = hook()
     client.get(url(webhook))
     assert [e.event for e in published] == ["model.refreshed"]
+
+
+def test_it_asks_the_sender_to_retry_when_the_database_is_away(client, monkeypatch):
+    from django.db import OperationalError
+
+    webhook = hook()
+
+    def away(events):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(store, "ingest", away)
+    r = client.get(url(webhook))
+    assert r.status_code == 503
+    assert r["Retry-After"]
+    assert "nothing was stored" in r.json()["detail"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from eventfeed.events import dbfaults
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
+from eventfeed.events.middleware import database_unavailable
 
 from . import store, templates, verification
 from .models import Webhook
@@ -145,7 +148,14 @@ def receive(request: HttpRequest, slug: str) -> HttpResponse:
     length = int(request.META.get("CONTENT_LENGTH") or 0) if (request.META.get("CONTENT_LENGTH") or "0").isdigit() else 0
     # A body over the limit is not read: its length is enough to refuse it.
     body = b"" if length > settings.EVENTFEED_MAX_EVENT_BYTES else request.body
-    outcome = store.receive(webhook, request.method or "GET", request.headers, body, request.content_type or "", length)
+    try:
+        outcome = store.receive(webhook, request.method or "GET", request.headers, body, request.content_type or "", length)
+    except DatabaseError as e:
+        if not dbfaults.is_unavailable(e):
+            raise
+        # As on /api/: the sender is asked to retry later, and GitHub, Stripe and the Standard
+        # Webhooks senders do retry a 5xx.
+        return database_unavailable()
     if outcome.status == 204:
         return HttpResponse(status=204)
     return JsonResponse(outcome.as_json(), status=outcome.status)
