@@ -254,6 +254,10 @@ EVENTFEED_PARTITIONS_AHEAD_DAYS = env_int("EVENTFEED_PARTITIONS_AHEAD_DAYS", 3)
 # Automations: evaluate inside every Daphne process (false when only `manage.py run_automations`
 # workers should evaluate).
 EVENTFEED_AUTOMATIONS_IN_PROCESS = env_bool("EVENTFEED_AUTOMATIONS_IN_PROCESS", True)
+# Evaluation records ("why it fired, why it didn't"): one row per automation and event that
+# reached it, kept this many hours.
+EVENTFEED_EVALUATION_RECORDS = env_bool("EVENTFEED_EVALUATION_RECORDS", True)
+EVENTFEED_EVALUATIONS_KEPT_HOURS = env_int("EVENTFEED_EVALUATIONS_KEPT_HOURS", 24)
 
 # User templates (automation actions, webhook templates) render in eventfeed/sandbox.py within
 # this much CPU time and output (characters).

@@ -257,8 +257,9 @@ def test_it_evaluates_a_batch_in_the_same_few_queries_however_many_automations_i
                 for _ in range(12)]
     engine.current_index()
     events = [wire(e) for e in store_events(*[make_event("x", f"r{i}", occurred=t + timedelta(seconds=i)) for i in range(50)]).stored]
-    # The index check, the claim, the states read and locked, the states written back.
-    with django_assert_max_num_queries(6):
+    # The index check, the claim, the states read and locked, the states written back, the
+    # evaluation records written.
+    with django_assert_max_num_queries(7):
         assert engine.evaluate(events) == []
     for a in counters + watchers:
         assert len(TriggerState.objects.get(automation=a).state["b"]) == 50

@@ -103,7 +103,9 @@ def test_it_previews_how_often_a_trigger_would_have_fired(owner_client, db):
     data = response.json()
     assert data["errors"] == [] and data["sentence"].startswith("Fires when 2 prefect.flow-run.Failed events from")
     assert (data["preview"]["matched"], data["preview"]["fired"]) == (3, 1)
-    assert data["preview"]["firings"][0]["event"] == "prefect.flow-run.Failed"
+    [fired] = data["preview"]["timeline"]
+    assert fired["kind"] == "triggered" and fired["event"]["event"] == "prefect.flow-run.Failed"
+    assert fired["url"] == f"/events/{fired['event']['id']}/"
     week = owner_client.post("/automations/preview", {**body, "range": "7d"}, content_type="application/json").json()
     assert week["preview"]["matched"] == 4
 

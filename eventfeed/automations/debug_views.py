@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from . import debugging
+from eventfeed.events.filters import FilterError, from_json
+
+from . import debugging, records
 from .models import Automation
-from .triggers import TriggerError
+from .replay import ReplayRefused, replay
+from .triggers import TriggerError, parse_trigger
 
 
 class TestEventForm(forms.Form):
@@ -45,9 +49,42 @@ class TestEventForm(forms.Form):
         return data
 
 
-def debug_context(automation: Automation, test_form: TestEventForm | None = None, test_result: dict | None = None) -> dict:
+class ReplayForm(forms.Form):
+    since = forms.DateTimeField(required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    filter_json = forms.CharField(required=False, label="Filter (EventFilter JSON, optional)",
+                                  widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}))
+    run_actions = forms.BooleanField(required=False, label="Run the actions (record the firings, marked replayed)")
+
+    def clean(self):
+        data = super().clean()
+        text = (data.get("filter_json") or "").strip()
+        try:
+            raw = json.loads(text) if text else {}
+        except json.JSONDecodeError as e:
+            self.add_error("filter_json", f"This is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
+            return data
+        occurred = dict(raw.get("occurred") or {}) if isinstance(raw, dict) else {}
+        for key in ("since", "until"):
+            if data.get(key):
+                occurred[key] = data[key].isoformat()
+        if isinstance(raw, dict) and occurred:
+            raw = {**raw, "occurred": occurred}
+        try:
+            data["filter"] = from_json(raw, "filter")
+        except FilterError as e:
+            self.add_error("filter_json", [f"{path}: {rule}" for path, rule in e.problems])
+        return data
+
+
+def debug_context(automation: Automation, test_form: TestEventForm | None = None, test_result: dict | None = None,
+                  replay_form: ReplayForm | None = None, replay_result: dict | None = None) -> dict:
     return {
+        "replay_form": replay_form or ReplayForm(),
+        "replay_result": replay_result,
         "live_state": debugging.live_state(automation),
+        "evaluations": records.for_automation(automation),
+        "evaluations_kept_hours": settings.EVENTFEED_EVALUATIONS_KEPT_HOURS,
         "test_form": test_form or TestEventForm(),
         "test_result": test_result,
     }
@@ -63,4 +100,24 @@ def automation_test(request: HttpRequest, automation_id: str) -> HttpResponse:
     form = TestEventForm(request.POST)
     result = debugging.test_event(automation, form.cleaned_data["event"]) if form.is_valid() else None
     ctx = {**detail_context(automation), **debug_context(automation, form, result)}
+    return render(request, "automations/detail.html", ctx, status=200 if result is not None else 400)
+
+
+@require_POST
+@login_required
+def automation_replay(request: HttpRequest, automation_id: str) -> HttpResponse:
+    """The page's "Replay": the automation page again, with the timeline."""
+    from .views import _automation, detail_context
+
+    automation = _automation(automation_id)
+    form = ReplayForm(request.POST)
+    result = None
+    if form.is_valid():
+        try:
+            trigger, _ = parse_trigger(automation.trigger)
+            result = replay(trigger, form.cleaned_data["filter"], automation=automation,
+                            run_actions=form.cleaned_data["run_actions"])
+        except (ReplayRefused, TriggerError) as e:
+            form.add_error(None, str(e))
+    ctx = {**detail_context(automation), **debug_context(automation, replay_form=form, replay_result=result)}
     return render(request, "automations/detail.html", ctx, status=200 if result is not None else 400)

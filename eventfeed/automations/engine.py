@@ -32,8 +32,8 @@ from eventfeed.events.ingest import ingest
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, validate_event
 from eventfeed.events.wire import iso, stored
 
-from . import core, store
-from .models import ActionRun, Automation, EvaluatedEvent, Firing, TriggerState
+from . import core, records, store
+from .models import ActionRun, Automation, EvaluatedEvent, EvaluationRecord, Firing, TriggerState
 from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,14 @@ def evaluate(events: list[dict]) -> list[Firing]:
     index = current_index()
     if not index.entries:
         return []
+    if len({data["id"] for data in events}) < len(events):
+        # A message the channel layer delivered twice into one batch: each event once.
+        events = list({data["id"]: data for data in events}.values())
     covered: dict[Entry, list[dict]] = defaultdict(list)
+    # (automation, event) pairs that reached an automation through the index but that its
+    # trigger does not cover: recorded as misses (records.py).
+    missed: list[tuple] = []
+    recording = records.enabled()
     for data in events:
         candidates = index.candidates(data["event"])
         if not candidates:
@@ -165,6 +172,7 @@ def evaluate(events: list[dict]) -> list[Firing]:
         resource, related = data["resource"], data.get("related") or []
         own = resource.get(RESOURCE_ID)
         done = set()
+        tried = set()
         for entry, t in candidates.for_event(resource, related):
             # An automation never reacts to the events it emitted itself (no feedback loop).
             if entry in done or own == entry.resource_id:
@@ -172,12 +180,17 @@ def evaluate(events: list[dict]) -> list[Firing]:
             if t.covers_resources(resource, related):
                 done.add(entry)
                 covered[entry].append(data)
+            elif recording:
+                tried.add(entry)
+        if tried:
+            missed += [(entry.automation_id, data, EvaluationRecord.MISSED, None) for entry in tried - done]
     if not covered:
+        records.write(missed, timezone.now())
         return []
     wire = {data["id"]: data for matched in covered.values() for data in matched}
     parsed = {key: Matchable.from_wire(data) for key, data in wire.items()}
     todo = {entry: [parsed[data["id"]] for data in matched] for entry, matched in covered.items()}
-    return _evaluate_batch(todo, wire)
+    return _evaluate_batch(todo, wire, missed if recording else None)
 
 
 def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -202,9 +215,10 @@ def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
 
 def forget_claims(now: datetime) -> None:
     EvaluatedEvent.objects.filter(at__lt=now - CLAIMS_KEPT).delete()
+    records.forget(now)
 
 
-def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict) -> list[Firing]:
+def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict, recorded: list | None = None) -> list[Firing]:
     """Count the batch for every automation it touches, in one transaction. The states are read
     and written as bare (id, JSON) rows: model instances of every automation for every batch
     cost more than the counting. Automations are loaded only when they fire."""
@@ -230,7 +244,15 @@ def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict) -> list[Firi
                     if entry.automation_id not in states:
                         continue  # disabled since the index was built
                     state = states[entry.automation_id] or core.new_state()
-                firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
+                if recorded is None:
+                    firings = [f for e in events for f in core.on_event(entry.trigger, state, e)]
+                else:
+                    firings, rows = [], []
+                    for e in events:
+                        these = core.on_event(entry.trigger, state, e)
+                        firings += these
+                        rows.append((entry.automation_id, wire[str(e.id)], *records.hit(entry.trigger, e, state, these)))
+                    recorded += rows
                 if not entry.stateless:
                     changed.append((entry.automation_id, state, _due(entry.trigger, state)))
             except Exception:
@@ -241,6 +263,8 @@ def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict) -> list[Firi
             if firings:
                 fired.append((entry, firings))
         _write_states(changed, now)
+        if recorded:
+            records.write(recorded, now)
         if not fired:
             return []
         automations = Automation.objects.in_bulk([entry.automation_id for entry, _ in fired])
@@ -350,11 +374,13 @@ def tick(now: datetime | None = None) -> list[Firing]:
     return fired
 
 
-def record_firings(automation: Automation, trigger: Trigger, firings: list[core.Firing], wire: dict) -> list[Firing]:
-    return record_many([(automation, trigger, firings)], wire)
+def record_firings(automation: Automation, trigger: Trigger, firings: list[core.Firing], wire: dict, *,
+                   replayed: bool = False) -> list[Firing]:
+    return record_many([(automation, trigger, firings)], wire, replayed=replayed)
 
 
-def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wire: dict) -> list[Firing]:
+def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wire: dict, *,
+                replayed: bool = False) -> list[Firing]:
     """Store the firings of (automation, trigger, firings) groups, their
     prefect.automation.triggered/.resolved events (one ingest for all of them) and their action
     runs, inside the caller's transaction, so a rolled-back evaluation leaves no trace."""
@@ -365,7 +391,7 @@ def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wir
     fired: set = set()
     for automation, trigger, firings in groups:
         for firing in firings:
-            row = record_firing(automation, trigger, firing, wire, events, now)
+            row = record_firing(automation, trigger, firing, wire, events, now, replayed=replayed)
             rows.append(row)
             fired.add(automation.pk)
             actions = (
@@ -388,7 +414,7 @@ def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wir
 
 
 def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing, wire: dict, events: list,
-                  now: datetime) -> Firing:
+                  now: datetime, *, replayed: bool = False) -> Firing:
     """One firing's row (not saved yet); its event is appended to `events` for the caller to ingest."""
     slim = firing.event
     triggering = None
@@ -410,6 +436,9 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
         ),
         "payload": {"triggering_labels": firing.labels, "triggering_event": triggering},
     }
+    if replayed:
+        # A replay fires now for what would have fired then.
+        raw["payload"].update(replayed=True, replayed_at=iso(datetime.fromtimestamp(firing.at, dt_timezone.utc)))
     event, problems = validate_event(raw)
     if problems:  # a triggering event too large to copy: keep the link, drop the copy
         raw["payload"]["triggering_event"] = slim
@@ -423,4 +452,5 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
         triggering_event=slim,
         labels=firing.labels,
         event_id=event_id,
+        replayed=replayed,
     )

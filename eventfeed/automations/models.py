@@ -91,6 +91,8 @@ class Firing(models.Model):
     labels = models.JSONField(default=dict)
     # The prefect.automation.triggered / .resolved event stored for this firing.
     event_id = models.UUIDField()
+    # Recorded by a replay of stored events (replay.py), not by the live engine.
+    replayed = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -140,4 +142,37 @@ class Notification(models.Model):
         indexes = [
             # The notifications page, newest first.
             models.Index(F("created").desc(), name="no_created"),
+        ]
+
+
+class EvaluationRecord(models.Model):
+    """What an automation did with one event that reached it (the live index named the event's
+    name, and its resource ids where the trigger requires exact ones): did the trigger cover it,
+    and if so what its count became. One row per (automation, event), written with the batch's
+    evaluation in one COPY; kept for EVENTFEED_EVALUATIONS_KEPT_HOURS. The page explains a miss
+    in full by running explain.py on the stored event."""
+
+    FIRED, RESOLVED, COUNTED, MISSED = "fired", "resolved", "counted", "missed"
+
+    # The automation page's newest evaluations and the retention's per-automation deletes read
+    # this key's order; it is also the table's only index besides event_id (each index is a
+    # cost per event on the evaluator's hot path).
+    pk = models.CompositePrimaryKey("automation", "at", "event_id")
+    # No constraint: an evaluator may still record an event for an automation deleted a moment
+    # ago, and that must not fail its batch (deleting an automation deletes its records).
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="evaluations", db_index=False,
+                                   db_constraint=False)
+    event_id = models.UUIDField()
+    event = models.CharField(max_length=1024)
+    occurred = models.DateTimeField()
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=16)
+    # The bucket after the event: {"path", "key", "n", "th", "s", "e"}; the composite's fired
+    # children; nothing for a miss.
+    detail = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The event page: which automations this event reached.
+            models.Index("event_id", name="ev_rec_event"),
         ]

@@ -197,18 +197,30 @@ async function check() {
   const p = body.preview;
   const span = p.range === "7d" ? "7 days" : "24 hours";
   summary.textContent = `In the last ${span}, ${p.matched} stored event${p.matched === 1 ? "" : "s"} match; ` +
-    `it would have fired ${p.fired} time${p.fired === 1 ? "" : "s"}.` + (p.capped ? " (Counted over the first 5,000 candidates.)" : "");
+    `it would have fired ${p.fired} time${p.fired === 1 ? "" : "s"}` +
+    (p.resolved ? ` and resolved ${p.resolved} time${p.resolved === 1 ? "" : "s"}.` : ".") +
+    (p.capped ? " (Replayed over the first 200,000 candidates.)" : "");
   firingsList.innerHTML = "";
-  for (const f of p.firings) {
+  // The replay's timeline: what would have fired, when, for which bucket.
+  for (const f of p.timeline) {
     const li = document.createElement("li");
+    li.className = `au-tl au-tl-${f.kind}`;
     const when = document.createElement("time");
     when.dateTime = f.at;
     when.textContent = time(f.at);
-    li.append(when, " ");
+    const kind = document.createElement("span");
+    kind.className = `au-badge au-badge-${f.kind}`;
+    kind.textContent = f.kind;
+    li.append(when, " ", kind, " ");
+    for (const [label, value] of Object.entries(f.labels || {})) {
+      const code = document.createElement("code");
+      code.textContent = `${label}=${value || "(none)"}`;
+      li.append(code, " ");
+    }
     if (f.event) {
-      const a = document.createElement(f.url ? "a" : "span");
-      if (f.url) a.href = f.url;
-      a.textContent = `${f.event} · ${f.resource}`;
+      const a = document.createElement("a");
+      a.href = f.url;
+      a.textContent = `${f.event.event} · ${f.event.resource_id}`;
       li.append(a);
     } else {
       li.append("no event in the window");
