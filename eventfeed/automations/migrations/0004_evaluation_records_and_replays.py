@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0002_evaluated_event'),
+        ('automations', '0003_action_templates_jinja'),
     ]
 
     operations = [
