@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -298,6 +301,7 @@ def test_it_serves_streams_and_stops_cleanly_on_ctrl_c(tmp_path):
         text = "".join(output)
         assert f"running at http://localhost:{port}/" in text, text
         assert "Sign in as: admin   password: " in text
+        assert "REDIS_URL is not set" not in text  # nothing that reads as an error
         key = text.split("API key 'demo': ")[1].split()[0]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as r:
             assert r.status == 200
@@ -307,6 +311,23 @@ def test_it_serves_streams_and_stops_cleanly_on_ctrl_c(tmp_path):
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             assert json.load(r) == {"new": 1, "duplicates": 0}
+        # The printed curl works as pasted.
+        curl = text.split("Send an event:  ")[1].splitlines()[0]
+        sent = subprocess.run(["bash", "-c", curl.replace("localhost", "127.0.0.1")], capture_output=True, text=True, timeout=30)
+        assert json.loads(sent.stdout) == {"new": 1, "duplicates": 0}, sent
+        # As in production: the app's own 404 page, compressed pages, year-long hashed static files.
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/no/such/page", timeout=10)
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            assert e.code == 404 and "Page not found" in body and "URLconf" not in body
+        login = urllib.request.Request(f"http://127.0.0.1:{port}/accounts/login/", headers={"Accept-Encoding": "gzip, br"})
+        with urllib.request.urlopen(login, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            css = re.search(r'href="(/static/css/eventfeed\.[0-9a-f]{12}\.css)"', gzip.decompress(r.read()).decode()).group(1)
+        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{css}", headers={"Accept-Encoding": "br"}), timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "br"
+            assert "max-age=315360000" in r.headers["Cache-Control"] and "immutable" in r.headers["Cache-Control"]
         # The demo stream posts once a second, after its own start-up.
         deadline = time.monotonic() + 30
         while count_events(tmp_path / "qs.sqlite3") <= 301 and time.monotonic() < deadline:

@@ -17,9 +17,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if not settings.REDIS_URL:
-            self.stderr.write(
-                "REDIS_URL is not set: with the in-memory channel layer this process sees no events "
-                "(the web process evaluates them); it will only tick proactive triggers and run actions."
+            # Normal on one machine, not an error: said calmly, on stdout.
+            self.stdout.write(
+                "Automations: the web process evaluates new events (no REDIS_URL); "
+                "this worker ticks proactive triggers and runs actions."
             )
         worker = service.Service(consume=bool(settings.REDIS_URL))
         service._running[os.getpid()] = worker

@@ -26,8 +26,11 @@ from eventfeed.events.models import ApiKey, Event
 
 ADMIN = "admin"
 DEMO_KEY = "demo"
-BACKFILL_EVENTS = 20_000
-BACKFILL_DAYS = 7
+# The backfill has the live stream's density (30,000 a day is ~0.35/s, the stream's default
+# rate), so the 24-hour histogram reads as one continuous day, not a flat line and a spike.
+BACKFILL_EVENTS = 30_000
+BACKFILL_DAYS = 1
+STREAM_RATE = 0.35
 
 
 @dataclass
@@ -96,6 +99,34 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
     return False
 
 
+SECRET_FILE = ".quickstart-secret-key"
+
+
+def production_env(host: str) -> dict[str, str]:
+    """Settings that make the demo behave as production does (the app's own 404 and 500 pages,
+    hashed and compressed static files) while still serving plain HTTP on this machine. The secret
+    key is kept in a file so that sign-ins survive a restart."""
+    path = Path(settings.BASE_DIR) / SECRET_FILE
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    hosts = {"localhost", "127.0.0.1", "[::1]", host}
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or path.read_text().strip(),
+        "ALLOWED_HOSTS": os.environ.get("ALLOWED_HOSTS") or ",".join(sorted(hosts)),
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+    }
+
+
+def sample_curl(url: str, key: str) -> str:
+    """A command a new user can paste as it is: the event is inline, not in a file."""
+    event = ('{"id": "\'$(python3 -c "import uuid; print(uuid.uuid4())")\'", "occurred": "\'$(date -u +%Y-%m-%dT%H:%M:%SZ)\'", '
+             '"event": "hello.world", "resource": {"prefect.resource.id": "hello.1"}}')
+    return f"curl -X POST {url}api/events -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{event}'"
+
+
 def children(host: str, port: int, key: str, *, stream: float, automations: bool) -> list[tuple[str, list[str], dict]]:
     """(label, argv, extra env) of every process quickstart runs."""
     manage = str(Path(settings.BASE_DIR) / "manage.py")
@@ -138,7 +169,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
         parser.add_argument("--no-stream", action="store_true", help="do not stream live demo events")
-        parser.add_argument("--rate", type=float, default=3, help="demo events per second when streaming (default 3)")
+        parser.add_argument("--rate", type=float, default=STREAM_RATE,
+                            help=f"demo events per second when streaming (default {STREAM_RATE:g}, the backfill's density)")
         parser.add_argument("--backfill", type=int, default=BACKFILL_EVENTS,
                             help=f"demo events to load into an empty store (default {BACKFILL_EVENTS:,}; 0: none)")
 
@@ -146,6 +178,10 @@ class Command(BaseCommand):
         if not port_free(host, port):
             raise CommandError(f"{host}:{port} is already in use: stop what runs there or pass --port.")
         ready = prepare(self.stdout.write, backfill=backfill)
+        env = production_env(host)
+        self.stdout.write("Collecting static files…")
+        subprocess.run([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
+                       env={**os.environ, **env}, check=True)
         automations = "run_automations" in get_commands()
         url = f"http://{'localhost' if host == '127.0.0.1' else host}:{port}/"
 
@@ -155,8 +191,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         processes: list[tuple[str, subprocess.Popen]] = []
         try:
-            for label, argv, env in children(host, port, ready.key, stream=0 if no_stream else rate, automations=automations):
-                processes.append((label, subprocess.Popen(argv, env={**os.environ, **env})))
+            for label, argv, extra in children(host, port, ready.key, stream=0 if no_stream else rate, automations=automations):
+                processes.append((label, subprocess.Popen(argv, env={**os.environ, **env, **extra})))
                 if label == "server" and not wait_for_port(host, port, processes[0][1]):
                     raise CommandError("The server did not start; see its output above.")
             self.banner(ready, url, [label for label, _ in processes])
@@ -182,7 +218,6 @@ class Command(BaseCommand):
             w(f"  Sign in as the existing user '{ready.username}' (forgot the password? "
               f"python manage.py changepassword {ready.username})")
         w(f"  API key '{DEMO_KEY}': {ready.key}")
-        w(f"  Send an event: curl -X POST {url}api/events -H 'Authorization: Bearer {ready.key}' "
-          "-H 'Content-Type: application/json' -d @event.json")
+        w(f"  Send an event:  {sample_curl(url, ready.key)}")
         w(f"  Running: {', '.join(running)}. Ctrl-C stops everything.")
         w("")
