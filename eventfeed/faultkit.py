@@ -1,0 +1,576 @@
+"""Faults on demand, for the fault suite (tests/test_faults_*.py) and `manage.py bench_faults`.
+
+A private PostgreSQL cluster (initdb into a temporary folder, on a free port, as the `postgres`
+user when run as root) and a private Redis on a free port, so that they can be stopped, flushed
+and killed without touching anybody's shared services; Daphne processes serving the project on
+them; producers and subscribers that speak the project's doors as real clients do; and the
+scenarios that put them together and count what was sent, acknowledged, stored, lost, duplicated
+and delivered live.
+
+Every loop here is bounded in count and time, and talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def services_available() -> str | None:
+    """Why the private services cannot be started here, or None."""
+    for tool in ("initdb", "pg_ctl", "redis-server"):
+        if not shutil.which(tool) and not _pg_bin(tool):
+            return f"{tool} is not installed"
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        return "runuser is missing (initdb refuses root)"
+    return None
+
+
+def _pg_bin(tool: str) -> str | None:
+    found = shutil.which(tool)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/" + tool))
+    return str(versions[-1]) if versions else None
+
+
+class PrivatePostgres:
+    """A throw-away cluster. fsync is off: a stop (even `immediate`) loses nothing the server
+    committed, since the operating system keeps the writes; only a machine crash would."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="eventfeed-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run([*self.as_postgres, *argv], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c full_page_writes=off -c max_connections=200")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash as far as clients see it: every connection is cut at once."""
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "eventfeed") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str = "eventfeed") -> str:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def query(self, sql: str, params=None, database: str = "eventfeed"):
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    """No persistence: a restart comes back empty, as Redis without a disk does."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def flush(self) -> None:
+        import redis
+
+        client = redis.Redis(port=self.port)
+        client.flushall()
+        client.close()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        self.kill()
+
+
+def project_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="eventfeed.settings", DATABASE_URL=database_url, REDIS_URL=redis_url,
+        DEBUG="false", SECRET_KEY="fault-suite-" + uuid.uuid4().hex, ALLOWED_HOSTS="127.0.0.1,localhost",
+        # While the database is away a request waits this long for a connection, then gets 503.
+        DATABASE_POOL_TIMEOUT="3", LOG_LEVEL="ERROR", PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT,
+                          check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+class Server:
+    """One Daphne process serving the project."""
+
+    def __init__(self, env: dict[str, str], name: str = "daphne"):
+        self.env = env
+        self.name = name
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.peak_rss = 0.0
+        self.log = tempfile.TemporaryFile()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "eventfeed.asgi:application"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def sample_rss(self) -> float:
+        if self.process is not None:
+            self.peak_rss = max(self.peak_rss, rss_mb(self.process.pid, "VmHWM"))
+        return self.peak_rss
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, no close frame."""
+        if self.process is not None:
+            self.sample_rss()
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.sample_rss()
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+
+class Worker:
+    """`manage.py run_automations`."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "run_automations"], env=self.env, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    stop = kill
+
+
+class Lab:
+    """A private PostgreSQL and Redis, the project migrated on them, an API key, and servers."""
+
+    def __init__(self, servers: int = 2, **env_extra: str):
+        self.postgres = PrivatePostgres()
+        self.redis = PrivateRedis()
+        self.servers: list[Server] = []
+        try:
+            self.postgres.start()
+            self.redis.start()
+            self.env = project_env(self.postgres.create_database(), self.redis.url, **env_extra)
+            manage(self.env, "migrate", "--noinput")
+            self.key = manage(self.env, "create_api_key", "faults").strip()
+            for i in range(servers):
+                server = Server(self.env, f"daphne-{i}")
+                server.start()
+                self.servers.append(server)
+        except BaseException:
+            self.close()
+            raise
+
+    def stored(self, ids: set[str]) -> int:
+        if not ids:
+            return 0
+        return self.postgres.query("SELECT count(*) FROM events_event WHERE id = ANY(%s::uuid[])", [list(ids)])[0][0]
+
+    def stored_rows(self, prefix: str) -> tuple[int, int]:
+        """(event rows, distinct ids) of the events whose name starts with prefix."""
+        return tuple(self.postgres.query(
+            "SELECT count(*), count(DISTINCT id) FROM events_event WHERE event LIKE %s", [prefix + "%"])[0])
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.redis.close()
+        self.postgres.close()
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+def make_event(name: str, **payload) -> dict:
+    return {
+        "id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(), "event": name,
+        "resource": {"prefect.resource.id": f"{name}.resource"}, "related": [],
+        "payload": {"sent_at": time.time(), **payload},
+    }
+
+
+def post(base: str, key: str, events: list[dict], timeout: float = 30) -> tuple[int, dict, dict]:
+    """(status, JSON body, headers); status 0 when the server could not be reached."""
+    request = urllib.request.Request(base + "/api/events", json.dumps(events).encode(),
+                                     {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = {"not_json": body[:200].decode("utf-8", "replace")}
+        return e.code, parsed, dict(e.headers)
+    except (OSError, urllib.error.URLError):
+        return 0, {}, {}
+
+
+@dataclass
+class Tally:
+    """What one scenario counted."""
+
+    scenario: str
+    sent: set = field(default_factory=set)
+    acknowledged: set = field(default_factory=set)
+    stored: int = 0
+    stored_rows: int = 0
+    delivered: dict = field(default_factory=dict)  # id -> times received live
+    answers: dict = field(default_factory=dict)  # status -> count
+    closes: list = field(default_factory=list)  # (code, reason) seen by subscribers
+    not_json: int = 0
+    resumed_seconds: float | None = None
+    peak_rss: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def lost(self) -> int:
+        return len(self.acknowledged) - self.stored_acknowledged
+
+    stored_acknowledged: int = 0
+
+    @property
+    def duplicated(self) -> int:
+        return self.stored_rows - self.stored
+
+    @property
+    def delivered_live(self) -> int:
+        return len(self.delivered)
+
+    def line(self) -> str:
+        resumed = "-" if self.resumed_seconds is None else f"{self.resumed_seconds:.1f}"
+        return (f"{self.scenario:<28} sent {len(self.sent):>6}  acknowledged {len(self.acknowledged):>6}  stored {self.stored:>6}  "
+                f"lost {self.lost:>3}  duplicated {self.duplicated:>3}  delivered live {self.delivered_live:>6}  "
+                f"live resumed after {resumed:>5} s  peak RSS {self.peak_rss:>5.0f} MB")
+
+
+class HttpProducer(threading.Thread):
+    """Posts batches as a careful producer does: the same batch again, with the same ids, until it
+    is answered 200 (after Retry-After on a 503, at once after a dropped connection)."""
+
+    def __init__(self, lab: Lab, tally: Tally, name: str, *, server: int = 0, batch: int = 20, pause: float = 0.02,
+                 max_seconds: float = 120):
+        super().__init__(daemon=True)
+        self.lab, self.tally, self.name_prefix, self.server = lab, tally, name, server
+        self.batch, self.pause, self.max_seconds = batch, pause, max_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            events = [make_event(self.name_prefix) for _ in range(self.batch)]
+            self.tally.sent.update(e["id"] for e in events)
+            while time.monotonic() < deadline:
+                status, body, headers = post(self.lab.servers[self.server].url, self.lab.key, events, timeout=20)
+                self.tally.answers[status] = self.tally.answers.get(status, 0) + 1
+                if status and "not_json" in body:
+                    self.tally.not_json += 1
+                if status == 200:
+                    self.tally.acknowledged.update(e["id"] for e in events)
+                    break
+                wait = min(float(headers.get("Retry-After", 0.5) or 0.5), 1.0) if status == 503 else 0.2
+                time.sleep(wait)
+            time.sleep(self.pause)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join(self.max_seconds + 30)
+
+
+async def ws_producer(lab: Lab, tally: Tally, name: str, stop: asyncio.Event, *, server: int = 0, checkpoint_every: int = 50,
+                      max_seconds: float = 120) -> None:
+    """What the Prefect SDK's events client does: one frame per event, a ping every
+    `checkpoint_every` events; events before a pong are confirmed, the others are kept and sent
+    again after a reconnect."""
+    import websockets
+
+    unconfirmed: list[dict] = []
+    deadline = time.monotonic() + max_seconds
+    url = lab.servers[server].url.replace("http", "ws") + "/api/events/in"
+    while time.monotonic() < deadline:
+        try:
+            async with websockets.connect(url, subprotocols=["prefect"], open_timeout=5, ping_interval=None) as ws:
+                await ws.send(json.dumps({"type": "auth", "token": lab.key}))
+                await asyncio.wait_for(ws.recv(), 10)
+                for event in unconfirmed:
+                    await ws.send(json.dumps(event))
+                while True:
+                    finishing = stop.is_set() or time.monotonic() > deadline
+                    if not finishing:
+                        for _ in range(checkpoint_every):
+                            event = make_event(name)
+                            tally.sent.add(event["id"])
+                            unconfirmed.append(event)
+                            await ws.send(json.dumps(event))
+                    pong = await ws.ping()
+                    await asyncio.wait_for(pong, 60)
+                    tally.acknowledged.update(e["id"] for e in unconfirmed)
+                    unconfirmed.clear()
+                    if finishing:
+                        return
+                    await asyncio.sleep(0.02)
+        except (OSError, asyncio.TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake) as e:
+            if isinstance(e, websockets.ConnectionClosed) and e.rcvd is not None:
+                tally.closes.append((e.rcvd.code, e.rcvd.reason))
+            await asyncio.sleep(0.5)
+
+
+async def out_subscriber(lab: Lab, tally: Tally, prefix: str, stop: asyncio.Event, fault_over: list, *, server: int = 1,
+                         max_seconds: float = 150) -> None:
+    """What the Prefect SDK's subscriber does: a filter with a since, and on a close, the same
+    filter again with a backfill; events are counted by id (a backfill repeats some)."""
+    import websockets
+
+    since = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
+    deadline = time.monotonic() + max_seconds
+    first = True
+    url = lab.servers[server].url.replace("http", "ws") + "/api/events/out"
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            async with websockets.connect(url, subprotocols=["prefect"], open_timeout=5, max_size=None) as ws:
+                await ws.send(json.dumps({"type": "auth", "token": lab.key}))
+                await asyncio.wait_for(ws.recv(), 10)
+                await ws.send(json.dumps({"type": "filter", "filter": {"event": {"prefix": [prefix]}, "occurred": {"since": since}},
+                                          "backfill": not first}))
+                first = False
+                while not stop.is_set():
+                    try:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.get("type") != "event":
+                        continue
+                    event = message["event"]
+                    tally.delivered[event["id"]] = tally.delivered.get(event["id"], 0) + 1
+                    if fault_over and tally.resumed_seconds is None and event["payload"].get("sent_at", 0) > fault_over[0]:
+                        tally.resumed_seconds = time.time() - fault_over[0]
+        except (OSError, asyncio.TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake) as e:
+            if isinstance(e, websockets.ConnectionClosed) and e.rcvd is not None:
+                tally.closes.append((e.rcvd.code, e.rcvd.reason))
+            await asyncio.sleep(0.3)
+
+
+def settle(lab: Lab, tally: Tally, prefix: str, timeout: float = 30) -> None:
+    """Count what was stored, once stores and deliveries have had time to finish."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tally.stored_acknowledged = lab.stored(tally.acknowledged)
+        rows, distinct = lab.stored_rows(prefix)
+        tally.stored, tally.stored_rows = distinct, rows
+        if (tally.stored_acknowledged == len(tally.acknowledged) and tally.delivered_live >= tally.stored) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    tally.peak_rss = max(s.sample_rss() for s in lab.servers)
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+SCENARIOS: dict[str, callable] = {}
+
+
+def scenario(name: str):
+    def register(fn):
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, after: float = 3.0) -> Tally:
+    """Produce through `door` to server 0 while a subscriber listens on server 1; `fault()` runs
+    after `warm` seconds and returns when the service is back; production goes on `after` more."""
+    tally = Tally(name)
+    prefix = f"fault.{name.replace('+', '.').replace('-', '.')}.{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+
+    async def main() -> None:
+        stop_sub, stop_prod, fault_over = asyncio.Event(), asyncio.Event(), []
+        subscriber = asyncio.ensure_future(out_subscriber(lab, tally, prefix, stop_sub, fault_over))
+        await asyncio.sleep(1.0)
+        if door == "http":
+            producer = HttpProducer(lab, tally, prefix)
+            producer.start()
+        else:
+            producing = asyncio.ensure_future(ws_producer(lab, tally, prefix, stop_prod))
+        await asyncio.sleep(warm)
+        await asyncio.to_thread(fault)
+        fault_over.append(time.time())
+        await asyncio.sleep(after)
+        if door == "http":
+            await asyncio.to_thread(producer.finish)
+        else:
+            stop_prod.set()
+            await asyncio.wait_for(producing, 120)
+        await asyncio.to_thread(settle, lab, tally, prefix)
+        stop_sub.set()
+        await asyncio.wait_for(subscriber, 30)
+
+    asyncio.run(main())
+    tally.seconds = time.monotonic() - started
+    return tally
+
+
+@scenario("http+postgres-down")
+def http_postgres_down(lab: Lab, outage: float = 5.0) -> Tally:
+    def fault():
+        lab.postgres.stop("immediate")
+        time.sleep(outage)
+        lab.postgres.start()
+
+    return _run(lab, "http+postgres-down", fault)
+
+
+@scenario("ws+postgres-down")
+def ws_postgres_down(lab: Lab, outage: float = 5.0) -> Tally:
+    def fault():
+        lab.postgres.stop("immediate")
+        time.sleep(outage)
+        lab.postgres.start()
+
+    return _run(lab, "ws+postgres-down", fault, door="ws")
+
+
+@scenario("http+redis-flushed")
+def http_redis_flushed(lab: Lab) -> Tally:
+    return _run(lab, "http+redis-flushed", lab.redis.flush)
+
+
+@scenario("http+redis-restarted")
+def http_redis_restarted(lab: Lab, outage: float = 3.0) -> Tally:
+    def fault():
+        lab.redis.kill()
+        time.sleep(outage)
+        lab.redis.start()
+
+    return _run(lab, "http+redis-restarted", fault)
+
+
+@scenario("http+daphne-killed")
+def http_daphne_killed(lab: Lab) -> Tally:
+    def fault():
+        lab.servers[0].kill()
+        lab.servers[0].start()
+
+    return _run(lab, "http+daphne-killed", fault)
+
+
+@scenario("ws+daphne-killed")
+def ws_daphne_killed(lab: Lab) -> Tally:
+    def fault():
+        lab.servers[0].kill()
+        lab.servers[0].start()
+
+    return _run(lab, "ws+daphne-killed", fault, door="ws")
