@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from eventfeed import outbound, sandbox
 
-from eventfeed.events.ingest import ingest
+from eventfeed.events.emit import InvalidEvent, emit
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 from eventfeed.events.wire import iso, stored
-from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type, validate_event
 
 log = logging.getLogger(__name__)
 
@@ -259,19 +259,14 @@ def perform(run) -> int | None:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, action["to"])
         return None
     if kind == "emit-event":
-        raw = {
-            "id": str(uuid.uuid4()),
-            "occurred": iso(timezone.now()),
-            "event": render(action["event"], ctx, "event").strip(),
-            "resource": {k: render(v, ctx, f"resource.{k}") for k, v in (action.get("resource") or {}).items()}
-            or {RESOURCE_ID: run.automation.resource_id},
-            "related": [{k: render(v, ctx, f"related[{i}].{k}") for k, v in r.items()} for i, r in enumerate(action.get("related") or [])],
-            "payload": action.get("payload") or {},
-        }
-        event, problems = validate_event(raw)
-        if problems:
-            raise ActionFailed("the event to emit is not valid: " + "; ".join(f"{p.path}: {p.rule}" for p in problems))
-        ingest([event])
+        name = render(action["event"], ctx, "event").strip()
+        resource = ({k: render(v, ctx, f"resource.{k}") for k, v in (action.get("resource") or {}).items()}
+                    or {RESOURCE_ID: run.automation.resource_id})
+        related = [{k: render(v, ctx, f"related[{i}].{k}") for k, v in r.items()} for i, r in enumerate(action.get("related") or [])]
+        try:
+            emit(name, resource, related, action.get("payload") or {})
+        except InvalidEvent as e:
+            raise ActionFailed(f"the event to emit is not valid: {e}") from None
         return None
     if kind in ("pause-automation", "resume-automation"):
         from .models import Automation
@@ -291,17 +286,8 @@ def action_event(run, what: str, extra: dict | None = None) -> None:
     related = [{RESOURCE_ID: f"prefect.event.{firing.event_id}", RESOURCE_ROLE: "automation-triggered-event"}]
     if firing.triggering_event_id:
         related.append({RESOURCE_ID: f"prefect.event.{firing.triggering_event_id}", RESOURCE_ROLE: "triggering-event"})
-    raw = {
-        "id": str(uuid.uuid4()),
-        "occurred": iso(timezone.now()),
-        "event": f"prefect.automation.action.{what}",
-        "resource": {RESOURCE_ID: run.automation.resource_id, "prefect.resource.name": run.automation.name},
-        "related": related,
-        "payload": {"action_index": run.index, "action_type": run.action["type"], "invocation": str(run.id), **(extra or {})},
-    }
-    event, problems = validate_event(raw)
-    assert not problems, problems
-    ingest([event])
+    emit(f"prefect.automation.action.{what}", {RESOURCE_ID: run.automation.resource_id, "prefect.resource.name": run.automation.name},
+         related, {"action_index": run.index, "action_type": run.action["type"], "invocation": str(run.id), **(extra or {})})
 
 
 def claim_due(limit: int = 20) -> list:

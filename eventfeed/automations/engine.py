@@ -28,8 +28,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed.events.filters import Matchable, _kind, glob_match
-from eventfeed.events.ingest import ingest
-from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, validate_event
+from eventfeed.events.emit import InvalidEvent, emit_all, internal_event
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored
 
 from . import core, records, store
@@ -405,7 +405,7 @@ def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wir
     Firing.objects.bulk_create(rows)
     ActionRun.objects.bulk_create(runs)
     Automation.objects.filter(pk__in=fired).update(last_fired=now)
-    ingest(events)
+    emit_all(events)
     if runs:
         from . import service
 
@@ -421,28 +421,17 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
     if slim is not None:
         triggering = wire.get(slim["id"]) or stored(slim["id"]) or slim
     posture = trigger.posture if isinstance(trigger, EventTrigger) else "Reactive"
-    event_id = uuid.uuid4()
-    raw = {
-        "id": str(event_id),
-        "occurred": iso(now),
-        "event": f"prefect.automation.{firing.kind}",
-        "resource": {
-            RESOURCE_ID: automation.resource_id,
-            "prefect.resource.name": automation.name,
-            "prefect.posture": posture,
-        },
-        "related": (
-            [{RESOURCE_ID: f"prefect.event.{slim['id']}", RESOURCE_ROLE: "triggering-event"}] if slim else []
-        ),
-        "payload": {"triggering_labels": firing.labels, "triggering_event": triggering},
-    }
+    name = f"prefect.automation.{firing.kind}"
+    resource = {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name, "prefect.posture": posture}
+    related = [{RESOURCE_ID: f"prefect.event.{slim['id']}", RESOURCE_ROLE: "triggering-event"}] if slim else []
+    payload = {"triggering_labels": firing.labels, "triggering_event": triggering}
     if replayed:
         # A replay fires now for what would have fired then.
-        raw["payload"].update(replayed=True, replayed_at=iso(datetime.fromtimestamp(firing.at, dt_timezone.utc)))
-    event, problems = validate_event(raw)
-    if problems:  # a triggering event too large to copy: keep the link, drop the copy
-        raw["payload"]["triggering_event"] = slim
-        event, problems = validate_event(raw)
+        payload.update(replayed=True, replayed_at=iso(datetime.fromtimestamp(firing.at, dt_timezone.utc)))
+    try:
+        event = internal_event(name, resource, related, payload, occurred=now)
+    except InvalidEvent:  # a triggering event too large to copy: keep the link, drop the copy
+        event = internal_event(name, resource, related, dict(payload, triggering_event=slim), occurred=now)
     events.append(event)
     return Firing(
         automation=automation,
@@ -451,6 +440,6 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
         triggering_event_id=slim["id"] if slim else None,
         triggering_event=slim,
         labels=firing.labels,
-        event_id=event_id,
+        event_id=event.id,
         replayed=replayed,
     )

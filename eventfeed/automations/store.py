@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed.events.filters import glob_match
-from eventfeed.events.ingest import ingest
+from eventfeed.events.emit import emit
+from eventfeed.events.schema import RESOURCE_ID
 from eventfeed.events.wire import iso
-from eventfeed.events.schema import RESOURCE_ID, validate_event
 
 from .actions import as_prefect, parse_actions
 from .core import new_state, next_due
@@ -115,17 +114,7 @@ def delete_automation(automation: Automation) -> None:
 
 
 def emit_change(automation: Automation, what: str) -> None:
-    raw = {
-        "id": str(uuid.uuid4()),
-        "occurred": iso(timezone.now()),
-        "event": f"prefect.automation.{what}",
-        "resource": {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name},
-        "related": [],
-        "payload": {},
-    }
-    event, problems = validate_event(raw)
-    assert not problems, problems
-    ingest([event])
+    emit(f"prefect.automation.{what}", {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name})
 
 
 def automation_json(a: Automation) -> dict:

@@ -11,9 +11,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from eventfeed.events.emit import InvalidEvent, emit
 from eventfeed.events.ingest import ingest
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME
 from eventfeed.events.wire import iso
-from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME, validate_event
 
 from . import templates, verification
 from .models import Webhook, WebhookRequest, new_slug
@@ -172,24 +173,17 @@ def recent_requests(webhook: Webhook) -> list[WebhookRequest]:
 def emit_failure(webhook: Webhook, method: str, headers: Mapping[str, str], body: Any, rendered: str, error: str) -> None:
     """`eventfeed.webhook.failed`, like Prefect Cloud's `prefect-cloud.webhook.failed`: what
     arrived, what the template rendered and why it was not an event."""
-    raw = {
-        "id": str(uuid.uuid4()),
-        "occurred": iso(timezone.now()),
-        "event": FAILED_EVENT,
-        "resource": {RESOURCE_ID: webhook.resource_id, RESOURCE_NAME: webhook.name},
-        "related": [],
-        "payload": {
-            "method": method.upper(),
-            "headers": dict(headers),
-            "body": body if not isinstance(body, str) else _cut(body)[0],
-            "rendered": _cut(rendered)[0],
-            "error": error,
-        },
+    resource = {RESOURCE_ID: webhook.resource_id, RESOURCE_NAME: webhook.name}
+    payload = {
+        "method": method.upper(),
+        "headers": dict(headers),
+        "body": body if not isinstance(body, str) else _cut(body)[0],
+        "rendered": _cut(rendered)[0],
+        "error": error,
     }
-    event, problems = validate_event(raw)
-    if problems:
+    try:
+        emit(FAILED_EVENT, resource, payload=payload)
+    except InvalidEvent as e:
         # The body itself broke a rule (a NUL, a size): say what happened without it.
-        raw["payload"] = {"method": method.upper(), "error": error, "body_refused": [p.as_dict() for p in problems[:5]]}
-        event, problems = validate_event(raw)
-    if event is not None:
-        ingest([event])
+        emit(FAILED_EVENT, resource, payload={"method": method.upper(), "error": error,
+                                              "body_refused": [p.as_dict() for p in e.problems[:5]]})
