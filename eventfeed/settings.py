@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "eventfeed.events",
     "eventfeed.automations",
     "eventfeed.webhooks",
+    "eventfeed.follow",
 ]
 
 MIDDLEWARE = [
@@ -285,3 +286,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
+
+# follow_prefect (and run_automations, when set): Prefect servers to mirror, comma-separated API
+# URLs (http://host:4200/api, or a Cloud workspace's), and the credential they take: a Cloud
+# API key (sent as Bearer) or a self-hosted server's auth string (sent as Basic).
+EVENTFEED_FOLLOW_PREFECT_URLS = env_list("EVENTFEED_FOLLOW_PREFECT_URLS", [])
+EVENTFEED_FOLLOW_PREFECT_KEY = env_str("EVENTFEED_FOLLOW_PREFECT_KEY", "")
+EVENTFEED_FOLLOW_PREFECT_AUTH_STRING = env_str("EVENTFEED_FOLLOW_PREFECT_AUTH_STRING", "")

@@ -107,6 +107,17 @@ with get_client(sync_client=True) as client:
                                                       actions=[DoNothing()]))
     client.pause_automation(plain.id)
     client.resume_automation(plain.id)
+    owned = Automation(name="owned", trigger=EventTrigger(expect={"acme.y"}), actions=[DoNothing()],
+                       owner_resource="acme.owner.1").create()
+    client.delete_resource_owned_automations("acme.owner.1")
+    assert client.read_automations_by_name("owned") == []
+    sdk_made = Automation(name="short-lived", trigger=EventTrigger(expect={"acme.z"}), actions=[DoNothing()]).create()
+    sdk_made.disable()
+    sdk_made.enable()
+    assert Automation.read(id=sdk_made.id).enabled is True
+    assert sdk_made.delete() is True
+    page = client.read_events(limit=100)
+    assert page.total >= 1, page
 print("ok")
 """
 

@@ -273,6 +273,14 @@ def test_it_runs_the_automation_worker_only_when_it_exists():
     assert "evf_secret" not in " ".join(env[1]) and env[2] == {"EVENTFEED_API_KEY": "evf_secret"}
 
 
+def test_it_starts_a_prefect_follower_with_follow_prefect():
+    procs = quickstart.children("127.0.0.1", 8000, "k", stream=0, automations=True,
+                                follow=["http://127.0.0.1:4200/api", "http://other:4200/api"])
+    label, argv, env = procs[-1]
+    assert label == "prefect follower" and env == {}
+    assert argv[-5:] == ["follow_prefect", "--url", "http://127.0.0.1:4200/api", "--url", "http://other:4200/api"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

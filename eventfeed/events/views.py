@@ -125,8 +125,10 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def ingest_problems(request: HttpRequest) -> HttpResponse:
+    from eventfeed.follow.models import FollowedServer
+
     problems = IngestProblem.objects.select_related("api_key")[:200]
-    return render(request, "events/problems.html", {"problems": problems})
+    return render(request, "events/problems.html", {"problems": problems, "followed": FollowedServer.objects.all()})
 
 
 def _bounded_filter(form: FeedForm):

@@ -24,11 +24,20 @@ class Command(BaseCommand):
             )
         worker = service.Service(consume=bool(settings.REDIS_URL))
         service._running[os.getpid()] = worker
+        loops = [worker.run()]
+        if settings.EVENTFEED_FOLLOW_PREFECT_URLS:
+            # The worker also mirrors the Prefect servers named in the settings (follow_prefect).
+            from eventfeed.follow.management.commands.follow_prefect import credentials, urls_or_settings
+            from eventfeed.follow.follower import follow_all
+
+            urls = urls_or_settings(None)
+            loops.append(follow_all(urls, credentials(None, None)))
+            self.stdout.write(f"Following {', '.join(urls)}.")
         self.stdout.write("Evaluating automations; Ctrl-C to stop.")
         try:
-            asyncio.run(self.run(worker))
+            asyncio.run(self.run(loops))
         except KeyboardInterrupt:
             pass
 
-    async def run(self, worker) -> None:
-        await asyncio.gather(worker.run(), retention.prune_forever())
+    async def run(self, loops) -> None:
+        await asyncio.gather(*loops, retention.prune_forever())

@@ -127,7 +127,8 @@ def sample_curl(url: str, key: str) -> str:
     return f"curl -X POST {url}api/events -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{event}'"
 
 
-def children(host: str, port: int, key: str, *, stream: float, automations: bool) -> list[tuple[str, list[str], dict]]:
+def children(host: str, port: int, key: str, *, stream: float, automations: bool,
+             follow: list[str] = ()) -> list[tuple[str, list[str], dict]]:
     """(label, argv, extra env) of every process quickstart runs."""
     manage = str(Path(settings.BASE_DIR) / "manage.py")
     py = sys.executable
@@ -141,6 +142,9 @@ def children(host: str, port: int, key: str, *, stream: float, automations: bool
         )
     if automations:
         procs.append(("automations", [py, manage, "run_automations"], {}))
+    if follow:
+        # Credentials come from EVENTFEED_FOLLOW_PREFECT_KEY / _AUTH_STRING in the environment.
+        procs.append(("prefect follower", [py, manage, "follow_prefect", *[a for url in follow for a in ("--url", url)]], {}))
     return procs
 
 
@@ -173,8 +177,10 @@ class Command(BaseCommand):
                             help=f"demo events per second when streaming (default {STREAM_RATE:g}, the backfill's density)")
         parser.add_argument("--backfill", type=int, default=BACKFILL_EVENTS,
                             help=f"demo events to load into an empty store (default {BACKFILL_EVENTS:,}; 0: none)")
+        parser.add_argument("--follow-prefect", action="append", default=[], metavar="URL",
+                            help="also mirror this Prefect server's events (its API URL; repeatable)")
 
-    def handle(self, *args, port, host, no_stream, rate, backfill, **options):
+    def handle(self, *args, port, host, no_stream, rate, backfill, follow_prefect, **options):
         if not port_free(host, port):
             raise CommandError(f"{host}:{port} is already in use: stop what runs there or pass --port.")
         ready = prepare(self.stdout.write, backfill=backfill)
@@ -191,7 +197,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         processes: list[tuple[str, subprocess.Popen]] = []
         try:
-            for label, argv, extra in children(host, port, ready.key, stream=0 if no_stream else rate, automations=automations):
+            for label, argv, extra in children(host, port, ready.key, stream=0 if no_stream else rate, automations=automations,
+                                                 follow=follow_prefect):
                 processes.append((label, subprocess.Popen(argv, env={**os.environ, **env, **extra})))
                 if label == "server" and not wait_for_port(host, port, processes[0][1]):
                     raise CommandError("The server did not start; see its output above.")
