@@ -154,7 +154,6 @@ EventsWorker.drain_all()
 """
 
 
-@pytest.mark.xfail(reason="Daphne's 1 MiB websocket message limit, which issue 10 raises", strict=False)
 def test_it_stores_a_1_2_mb_event_from_emit_event(asgi_server, tmp_path):
     _, key = ApiKey.create("big")
     result = emit(asgi_server, key, tmp_path, BIG)

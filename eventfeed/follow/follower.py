@@ -26,7 +26,8 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import IngestProblem, iso
+from eventfeed.events.models import IngestProblem
+from eventfeed.events.wire import iso
 from eventfeed.events.schema import RESOURCE_ID, validate_event
 
 from .models import FollowedServer
