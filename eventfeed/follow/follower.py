@@ -13,7 +13,6 @@ import asyncio
 import base64
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -25,6 +24,7 @@ from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from eventfeed.events.emit import emit
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import IngestProblem
 from eventfeed.events.wire import iso
@@ -130,18 +130,8 @@ def store(url: str, raws: list[dict]) -> int:
 
 def emit_state(url: str, what: str, payload: dict) -> None:
     """The follower's state as an event in the feed (`eventfeed.follow.connected`, …)."""
-    # TODO(structure): the one internal-event emit(), once it lands on main.
-    raw = {
-        "id": str(uuid.uuid4()),
-        "occurred": iso(timezone.now()),
-        "event": f"eventfeed.follow.{what}",
-        "resource": {RESOURCE_ID: f"eventfeed.prefect-server.{url}", "prefect.resource.name": url},
-        "related": [],
-        "payload": payload,
-    }
-    event, problems = validate_event(raw)
-    assert not problems, problems
-    ingest([event])
+    emit(f"eventfeed.follow.{what}", {RESOURCE_ID: f"eventfeed.prefect-server.{url}", "prefect.resource.name": url},
+         payload=payload)
 
 
 def set_connected(url: str, connected: bool, error: str = "") -> None:
