@@ -112,6 +112,7 @@ MIDDLEWARE = [
     # Compresses HTML and JSON (a feed page's rows are ~10x smaller gzipped). Django's version
     # pads each response with random bytes against BREACH; CSRF tokens are masked per response.
     "django.middleware.gzip.GZipMiddleware",
+    "eventfeed.csp.ContentSecurityPolicyMiddleware",
     # First, so that every error under /api/ (a 404, a CSRF 403, a 500) leaves as JSON.
     "eventfeed.events.middleware.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -230,10 +231,25 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "eventfeed.staticstorage.StaticStorage"},
     }
 
+# The Content-Security-Policy header (eventfeed/csp.py); empty: the built-in policy.
+EVENTFEED_CSP = env_str("EVENTFEED_CSP", "")
+# Django's own security headers keep their defaults: X-Content-Type-Options nosniff,
+# Referrer-Policy same-origin, Cross-Origin-Opener-Policy same-origin, X-Frame-Options DENY.
 if not DEBUG:
+    # What `manage.py check --deploy` asks for, on by default; each can be turned off for a
+    # deployment without TLS (README, Security).
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # A load balancer's health probe speaks plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # Preloading is for the owner of the apex domain to decide (it cannot be undone quickly);
+    # without it, check --deploy's only remark would be W021.
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "eventfeed@localhost")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from functools import partial
 
 import pytest
@@ -47,10 +48,56 @@ def browser():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    from playwright.sync_api import Page
+
+    Page.wait_for_function = wait_for_function_without_eval
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Every page the tests open reports what chromium refused under the site's CSP.
+        new_context, new_page = browser.new_context, browser.new_page
+        browser.new_context = lambda *args, **kwargs: watch_csp(new_context(*args, **kwargs))
+        browser.new_page = lambda *args, **kwargs: watch_csp(new_page(*args, **kwargs))
         yield browser
         browser.close()
+
+
+def wait_for_function_without_eval(page, expression: str, *, arg=None, timeout: float | None = None, polling=None):
+    """Page.wait_for_function, polled through page.evaluate.
+
+    Playwright's own runs `eval(expression)` inside the page, which the site's CSP (no
+    'unsafe-eval') refuses; page.evaluate goes through the DevTools protocol, which the CSP does
+    not govern. Installed on Page so that every browser test keeps its usual call."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + (30_000 if timeout is None else timeout) / 1000
+    while True:
+        result = page.evaluate(expression, arg)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise PlaywrightTimeout(f"wait_for_function: {expression!r} stayed false for {timeout or 30_000:.0f} ms")
+        page.wait_for_timeout(polling if isinstance(polling, (int, float)) else 50)
+
+
+# Chromium's console messages about Content-Security-Policy violations in the current test.
+CSP_VIOLATIONS: list[str] = []
+
+
+def watch_csp(target):
+    """Collect a page's or a context's CSP violations ("Executing inline script violates the
+    following Content Security Policy directive …", "Refused to load the stylesheet …")."""
+    target.on("console", lambda message: CSP_VIOLATIONS.append(f"{message.location.get('url')}: {message.text}")
+              if "Content Security Policy" in message.text else None)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation():
+    """A browser test fails when chromium refused anything under the CSP: the page broke it."""
+    CSP_VIOLATIONS.clear()
+    yield
+    violations, CSP_VIOLATIONS[:] = list(CSP_VIOLATIONS), []
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def app_on_test_database(database_name: str):
