@@ -122,6 +122,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "eventfeed.dbrouter.PrimaryAfterWriteMiddleware",
     # Last: turns a sign-in refused for too many failures into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -161,6 +162,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
         # is answered 503 + Retry-After after this long rather than holding its client.
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
+# A PostgreSQL streaming replica for the feed, the event page and the read APIs
+# (eventfeed/dbrouter.py); writes, ingest, automations and read-your-writes use "default".
+DATABASE_READ_URL = os.environ.get("DATABASE_READ_URL", "").strip()
+if DATABASE_READ_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_READ_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"])
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_READ_URL must be a postgres:// URL (a streaming replica of DATABASE_URL).")
+    if "pool" in DATABASES["default"].get("OPTIONS", {}):
+        DATABASES["replica"].setdefault("OPTIONS", {})["pool"] = dict(DATABASES["default"]["OPTIONS"]["pool"])
+    # Tests that do not start a replica of their own read the test database through this alias.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["eventfeed.dbrouter.ReplicaRouter"]
+# After a browser's own write (a POST that is not a read API), its reads stay on the primary this
+# many seconds, so that it sees what it just did although the replica lags.
+EVENTFEED_READ_YOUR_WRITES_SECONDS = env_int("EVENTFEED_READ_YOUR_WRITES_SECONDS", 10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, for the test database: browser tests serve it from a second process.
     DATABASES["default"]["TEST"] = {"NAME": env_str("EVENTFEED_TEST_SQLITE", str(BASE_DIR / ".test-eventfeed.sqlite3"))}

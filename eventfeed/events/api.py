@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import cloudevents, export, jsoncodec, queries
+from eventfeed.dbrouter import reads_from_replica
+
 from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
@@ -113,6 +115,7 @@ def _page(request: HttpRequest, raw_filter: Any, f: EventFilter, limit: int, aft
 
 @require_POST
 @api_key_required(allow_session=True)
+@reads_from_replica
 def events_filter(request: HttpRequest) -> JsonResponse:
     data, error = read_json(request) if request.body.strip() else ({}, None)
     if error:
@@ -128,6 +131,7 @@ def events_filter(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @api_key_required(allow_session=True)
+@reads_from_replica
 def events_filter_next(request: HttpRequest) -> JsonResponse:
     token = request.GET.get("page-token", "")
     if not token:
@@ -165,6 +169,7 @@ def _count_body(data: Any, countable: str) -> tuple[EventFilter, float]:
 
 @require_POST
 @api_key_required(allow_session=True)
+@reads_from_replica
 def events_count_by(request: HttpRequest, countable: str) -> JsonResponse:
     if countable not in ("day", "time", "event", "resource"):
         return api_error(404, f"Unknown countable {countable!r}: use day, time, event or resource.")
@@ -222,6 +227,7 @@ def csrf_token(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 @api_key_required(allow_session=True)
+@reads_from_replica
 def events_export(request: HttpRequest):
     """Every event the filter matches, streamed: `?format=ndjson` (default) or `csv`."""
     fmt = request.GET.get("format", "ndjson")

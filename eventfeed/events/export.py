@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
+
+from eventfeed.dbrouter import reading_replica, replica_reads
 
 from . import jsoncodec
 from .filters import EventFilter
@@ -65,18 +67,34 @@ def chunks(f: EventFilter, fmt: str) -> Iterator[str]:
         yield text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-async def _async_chunks(f: EventFilter, fmt: str) -> AsyncIterator[str]:
-    """chunks() for an ASGI server: Django buffers a synchronous iterator whole under ASGI, so
-    each page is read in a worker thread and handed over as it comes."""
-    it = chunks(f, fmt)
-    next_chunk = sync_to_async(lambda: next(it, None), thread_sensitive=True)
-    while (chunk := await next_chunk()) is not None:
+def _on(replica: bool, it: Iterator[str]) -> Callable[[], str | None]:
+    """The next chunk, read where the view that started the export reads: the body is produced
+    after the view has returned, outside its choice of database."""
+
+    def next_chunk() -> str | None:
+        with replica_reads(replica):
+            return next(it, None)
+
+    return next_chunk
+
+
+def _sync_chunks(next_chunk) -> Iterator[str]:
+    while (chunk := next_chunk()) is not None:
+        yield chunk
+
+
+async def _async_chunks(next_chunk) -> AsyncIterator[str]:
+    """For an ASGI server: Django buffers a synchronous iterator whole under ASGI, so each page is
+    read in a worker thread and handed over as it comes."""
+    next_async = sync_to_async(next_chunk, thread_sensitive=True)
+    while (chunk := await next_async()) is not None:
         yield chunk
 
 
 def response(request: HttpRequest, f: EventFilter, fmt: str) -> StreamingHttpResponse:
     """A streamed download of the filter's events; `fmt` is one of FORMATS."""
-    body = _async_chunks(f, fmt) if isinstance(request, ASGIRequest) else chunks(f, fmt)
+    next_chunk = _on(reading_replica(), chunks(f, fmt))
+    body = _async_chunks(next_chunk) if isinstance(request, ASGIRequest) else _sync_chunks(next_chunk)
     out = StreamingHttpResponse(body, content_type=FORMATS[fmt])
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     out["Content-Disposition"] = f'attachment; filename="events-{stamp}.{fmt}"'

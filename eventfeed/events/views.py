@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replica, replica_lag_seconds
+
 from . import export, queries, storage
 from .retention import Policy
 from .filters import RANGES
@@ -31,6 +33,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@reads_from_replica(unless=lambda request: bool(request.GET.get("after")))
 def feed(request: HttpRequest) -> HttpResponse:
     """The feed page; with `?partial=rows` only the rows (load older, catch-up after reconnect)."""
     form = FeedForm(request.GET)
@@ -65,6 +68,7 @@ def feed(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@reads_from_replica
 def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
     """One event, its resources, payload and causal neighbours; `?format=json` downloads it."""
     try:
@@ -72,9 +76,19 @@ def event_detail(request: HttpRequest, event_id: str) -> HttpResponse:
     except ValueError:
         pk = None
     event = queries.event_for_page(pk) if pk else None
+    if event is None and pk and reading_replica():
+        # A row pushed live links here before the replica has the event: the primary has it.
+        with primary_reads():
+            event = queries.event_for_page(pk)
+            if event is not None:
+                return _event_page(request, event)
     if event is None:
         ctx = {"missing_event": event_id, "malformed": pk is None}
         return render(request, "404.html", ctx, status=404)
+    return _event_page(request, event)
+
+
+def _event_page(request: HttpRequest, event) -> HttpResponse:
     if request.GET.get("format") == "json":
         response = JsonResponse(wire(event), json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="event-{event.id}.json"'
@@ -146,6 +160,7 @@ def _bounded_filter(form: FeedForm):
 
 @require_GET
 @login_required
+@reads_from_replica
 def feed_names(request: HttpRequest) -> JsonResponse:
     """Stored event names with their counts under the feed's filter minus its event-name part,
     grouped by namespace: the event-name picker."""
@@ -159,6 +174,7 @@ def feed_names(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @login_required
+@reads_from_replica
 def feed_histogram(request: HttpRequest) -> JsonResponse:
     """Event counts over the feed's time range, filtered like the list, in readable buckets."""
     form = FeedForm(request.GET)
@@ -190,6 +206,7 @@ def severity_counts(names) -> dict[str, int]:
 
 @require_GET
 @login_required
+@reads_from_replica
 def feed_export(request: HttpRequest) -> HttpResponse:
     """The feed's filter as a download (the Export link): `format=ndjson` (default) or `csv`."""
     fmt = request.GET.get("format", "ndjson")
@@ -228,6 +245,7 @@ def storage_page(request: HttpRequest) -> HttpResponse:
         "last_day_names": storage.by_name(policy, since=now - timedelta(days=1))[:10],
         "last_day_resources": storage.top_resources_last_day(now),
         "now": now,
+        "replica_lag": replica_lag_seconds(),
     }
     return render(request, "events/storage.html", ctx, status=400 if form.errors else 200)
 
