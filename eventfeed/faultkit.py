@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,24 +29,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from django.core.management.base import CommandError
+
+from eventfeed.events.management.commands._serving import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+            return wait_for(port)
+        except CommandError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
@@ -481,14 +477,6 @@ def settle(lab: Lab, tally: Tally, prefix: str, timeout: float = 30) -> None:
 SCENARIOS: dict[str, callable] = {}
 
 
-def scenario(name: str):
-    def register(fn):
-        SCENARIOS[name] = fn
-        return fn
-
-    return register
-
-
 def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, after: float = 3.0) -> Tally:
     """Produce through `door` to server 0 while a subscriber listens on server 1; `fault()` runs
     after `warm` seconds and returns when the service is back; production goes on `after` more."""
@@ -523,54 +511,135 @@ def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, a
     return tally
 
 
-@scenario("http+postgres-down")
-def http_postgres_down(lab: Lab, outage: float = 5.0) -> Tally:
+def postgres_outage(lab: Lab, seconds: float):
     def fault():
         lab.postgres.stop("immediate")
-        time.sleep(outage)
+        time.sleep(seconds)
         lab.postgres.start()
 
-    return _run(lab, "http+postgres-down", fault)
+    return fault
 
 
-@scenario("ws+postgres-down")
-def ws_postgres_down(lab: Lab, outage: float = 5.0) -> Tally:
+def daphne_killed(lab: Lab):
     def fault():
-        lab.postgres.stop("immediate")
-        time.sleep(outage)
-        lab.postgres.start()
+        lab.servers[0].kill()
+        lab.servers[0].start()
 
-    return _run(lab, "ws+postgres-down", fault, door="ws")
-
-
-@scenario("http+redis-flushed")
-def http_redis_flushed(lab: Lab) -> Tally:
-    return _run(lab, "http+redis-flushed", lab.redis.flush)
+    return fault
 
 
-@scenario("http+redis-restarted")
-def http_redis_restarted(lab: Lab, outage: float = 3.0) -> Tally:
+def redis_restarted(lab: Lab, seconds: float):
     def fault():
         lab.redis.kill()
-        time.sleep(outage)
+        time.sleep(seconds)
         lab.redis.start()
 
-    return _run(lab, "http+redis-restarted", fault)
+    return fault
 
 
-@scenario("http+daphne-killed")
-def http_daphne_killed(lab: Lab) -> Tally:
-    def fault():
-        lab.servers[0].kill()
-        lab.servers[0].start()
+for _door in ("http", "ws"):
+    SCENARIOS[f"{_door}+postgres-down"] = lambda lab, outage=5.0, door=_door: _run(
+        lab, f"{door}+postgres-down", postgres_outage(lab, outage), door=door)
+    SCENARIOS[f"{_door}+daphne-killed"] = lambda lab, door=_door: _run(lab, f"{door}+daphne-killed", daphne_killed(lab), door=door)
+SCENARIOS["http+redis-flushed"] = lambda lab: _run(lab, "http+redis-flushed", lab.redis.flush)
+SCENARIOS["http+redis-restarted"] = lambda lab, outage=3.0: _run(lab, "http+redis-restarted", redis_restarted(lab, outage))
 
-    return _run(lab, "http+daphne-killed", fault)
+
+# --- memory --------------------------------------------------------------------------------------
 
 
-@scenario("ws+daphne-killed")
-def ws_daphne_killed(lab: Lab) -> Tally:
-    def fault():
-        lab.servers[0].kill()
-        lab.servers[0].start()
+@dataclass
+class Memory:
+    body_bytes: int
+    before_mb: float
+    peak_mb: float
+    after_mb: float
 
-    return _run(lab, "ws+daphne-killed", fault, door="ws")
+    def line(self) -> str:
+        body = self.body_bytes / 1e6
+        return (f"{'largest request x3':<28} body {body:.1f} MB  RSS before {self.before_mb:.0f} MB  peak {self.peak_mb:.0f} MB "
+                f"(+{self.peak_mb - self.before_mb:.0f} MB = {(self.peak_mb - self.before_mb) / body:.1f}x the body)  "
+                f"after {self.after_mb:.0f} MB (+{self.after_mb - self.before_mb:.0f} MB)")
+
+
+def largest_request(lab: Lab, event_bytes: int, request_bytes: int, times: int = 3) -> Memory:
+    """POST requests as large as allowed, made of events as large as allowed, to a fresh server;
+    its RSS before, at peak (VmHWM) and after."""
+    server = Server(lab.env, "daphne-memory")
+    server.start()
+    try:
+        post(server.url, lab.key, [make_event("fault.memory.warm")])
+        time.sleep(1)
+        before = rss_mb(server.process.pid)
+        pad = "x" * (event_bytes - 600)
+        per_request = max(1, request_bytes // event_bytes)
+        body = 0
+        for _ in range(times):
+            events = [make_event("fault.memory.big", pad=pad) for _ in range(per_request)]
+            status, answer, _ = post(server.url, lab.key, events, timeout=120)
+            if status != 200:
+                raise RuntimeError(f"the largest request was answered {status}: {answer}")
+            body = len(json.dumps(events).encode())
+        time.sleep(2)
+        return Memory(body, before, rss_mb(server.process.pid, "VmHWM"), rss_mb(server.process.pid))
+    finally:
+        server.stop()
+
+
+def rss_flat(lab: Lab, events: int, subscribers: int, batch: int = 500) -> str:
+    """`subscribers` /out sockets on server 1 receive every one of `events` events posted to server
+    0; server 1's RSS after a warm-up tenth and at the end."""
+    import websockets
+
+    prefix = f"fault.flat.{uuid.uuid4().hex[:6]}"
+    server = lab.servers[1]
+    received = [0] * subscribers
+    samples: list[float] = []
+
+    async def subscriber(i: int, ready: asyncio.Event, done: asyncio.Event, count: list) -> None:
+        url = server.url.replace("http", "ws") + "/api/events/out"
+        async with websockets.connect(url, subprotocols=["prefect"], max_size=None, max_queue=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": lab.key}))
+            await ws.recv()
+            await ws.send(json.dumps({"type": "filter", "filter": {"event": {"prefix": [prefix]}}, "backfill": False}))
+            count.append(i)
+            if len(count) == subscribers:
+                ready.set()
+            while not done.is_set():
+                try:
+                    await asyncio.wait_for(ws.recv(), 1)
+                except asyncio.TimeoutError:
+                    continue
+                received[i] += 1
+
+    def produce() -> None:
+        sent = 0
+        while sent < events:
+            n = min(batch, events - sent)
+            while post(lab.servers[0].url, lab.key, [make_event(prefix) for _ in range(n)], timeout=60)[0] != 200:
+                time.sleep(0.5)
+            sent += n
+            if sent >= events // 10 and not samples:
+                time.sleep(2)
+                samples.append(rss_mb(server.process.pid))
+
+    async def main() -> None:
+        ready, done, count = asyncio.Event(), asyncio.Event(), []
+        tasks = [asyncio.ensure_future(subscriber(i, ready, done, count)) for i in range(subscribers)]
+        await asyncio.wait_for(ready.wait(), 60)
+        await asyncio.sleep(1)
+        await asyncio.to_thread(produce)
+        deadline = time.monotonic() + 120
+        while min(received) < events and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        samples.append(rss_mb(server.process.pid))
+        done.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    started = time.monotonic()
+    asyncio.run(main())
+    warm, end = samples[0], samples[-1]
+    return (f"{'rss flat':<28} {events:,} events to {subscribers} /out subscribers in {time.monotonic() - started:.0f} s: "
+            f"delivered {sum(received):,} of {events * subscribers:,}; RSS after warm-up {warm:.0f} MB, "
+            f"at the end {end:.0f} MB ({end - warm:+.0f} MB)")

@@ -59,3 +59,15 @@ def test_it_answers_503_json_with_retry_after_while_postgres_is_down(lab):
 def test_it_tells_out_subscribers_when_redis_forgets_them(lab):
     tally = faultkit.SCENARIOS["http+redis-flushed"](lab)
     assert any(code == 1013 and "backfill" in reason for code, reason in tally.closes), tally.closes
+
+
+def test_it_keeps_memory_bounded_over_the_largest_allowed_request(lab):
+    from django.conf import settings
+
+    memory = faultkit.largest_request(lab, settings.EVENTFEED_MAX_EVENT_BYTES, settings.EVENTFEED_MAX_REQUEST_BYTES)
+    print(memory.line())
+    body_mb = memory.body_bytes / 1e6
+    # Measured: about 8x the body at peak (parse, validate, COPY text, publish to Redis); the
+    # 5 MiB request limit keeps that in tens of MB. What a request leaves behind is given back.
+    assert memory.peak_mb - memory.before_mb < 12 * body_mb, memory.line()
+    assert memory.after_mb - memory.before_mb < 50, memory.line()
