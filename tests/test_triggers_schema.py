@@ -27,7 +27,8 @@ def paths(data) -> list[str]:
     "data,expected",
     [
         ([], ["trigger"]),
-        ({"type": "metric"}, ["trigger.type"]),
+        ({"type": "metric"}, ["trigger.metric"]),
+        ({"type": "gauge"}, ["trigger.type"]),
         ({"within": "5m"}, ["trigger.within"]),
         ({"threshold": True}, ["trigger.threshold"]),
         ({"posture": "Sometimes"}, ["trigger.posture"]),

@@ -176,6 +176,8 @@ def _proactive_event(t: EventTrigger, state: dict, event: Matchable) -> list[Fir
 
 def on_tick(trigger: Trigger, state: dict, now: float) -> list[Firing]:
     """Close the proactive windows that ended by `now`; return the firings."""
+    if trigger.type == "metric":
+        return []  # measured over the store by the engine's tick (metrics.py)
     if isinstance(trigger, CompositeTrigger):
         return _composite(trigger, state, [f for child in trigger.triggers for f in _tag(child, on_tick(child, state, now))])
     if trigger.posture != PROACTIVE:
@@ -235,6 +237,10 @@ def _prune(t: EventTrigger, state: dict, now: float) -> None:
 
 def next_due(trigger: Trigger, state: dict) -> float | None:
     """When the clock next matters for this trigger (a proactive window ends), or None."""
+    if trigger.type == "metric":
+        from .metrics import next_due as metric_due
+
+        return metric_due(state)
     due = None
     for t in trigger.event_triggers:
         if t.posture != PROACTIVE:

@@ -50,10 +50,35 @@ def test_event(automation: Automation, event: Matchable) -> dict:
         trigger, _ = parse_trigger(automation.trigger)
     except TriggerError as e:
         return {"would_fire": False, "reasons": [f"the trigger is not valid: {e}"], "triggers": [], "firings": []}
-    result = explain_event(trigger, current_state(automation), event, own_resource_id=automation.resource_id)
+    if trigger.type == "metric":
+        result = metric_test(trigger, current_state(automation), event)
+    else:
+        result = explain_event(trigger, current_state(automation), event, own_resource_id=automation.resource_id)
     if not automation.enabled:
         result["reasons"].insert(0, "the automation is disabled: the live engine does not evaluate it (this is what it would do enabled)")
     return result
+
+
+def metric_test(trigger, state: dict, event: Matchable) -> dict:
+    """A metric trigger is measured on the clock: an event only moves the metric."""
+    from .explain import resource_checks
+    from .metrics import describe_metric, state_view as metric_view
+
+    view = metric_view(trigger, state)
+    covered = trigger.covers(event.event, event.resource, event.related)
+    checks = resource_checks(trigger, event.resource, event.related)
+    reasons = [c["says"] for c in checks if not c["ok"]]
+    if not covered and not reasons:
+        reasons.append(f"the {trigger.name} metric does not read {event.event} events")
+    if covered:
+        reasons.append(f"it counts toward the {trigger.name} metric, which is measured every 10 s over the last "
+                       f"{trigger.range:g} s; a single event never fires a metric trigger by itself")
+    value = view["value"]
+    reasons.append(f"last measured value: {'none' if value is None else f'{value:g}'} "
+                   f"(fires when {trigger.operator} {trigger.threshold:g} for {trigger.firing_for:g} s)")
+    return {"would_fire": False, "would_resolve": False, "firings": [], "reasons": reasons,
+            "triggers": [{"path": trigger.path, "checks": checks, "matched": covered, "outcome": describe_metric(trigger)}],
+            "metric": view}
 
 
 def live_state(automation: Automation) -> dict:
@@ -61,4 +86,8 @@ def live_state(automation: Automation) -> dict:
         trigger, _ = parse_trigger(automation.trigger)
     except TriggerError:
         return {"buckets": [], "composites": [], "next_due": None}
+    if trigger.type == "metric":
+        from .metrics import state_view as metric_view
+
+        return {"buckets": [], "composites": [], "next_due": None, "metric": metric_view(trigger, current_state(automation))}
     return state_view(trigger, current_state(automation), timezone.now().timestamp())

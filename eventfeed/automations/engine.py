@@ -32,7 +32,7 @@ from eventfeed.events.emit import InvalidEvent, emit_all, internal_event
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored
 
-from . import core, records, store
+from . import core, metrics, records, store
 from .models import ActionRun, Automation, EvaluatedEvent, EvaluationRecord, Firing, TriggerState
 from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
@@ -366,7 +366,10 @@ def tick(now: datetime | None = None) -> list[Firing]:
                 trigger, _ = parse_trigger(row.automation.trigger)
                 state = row.state or core.new_state()
                 with transaction.atomic():
-                    firings = core.on_tick(trigger, state, now.timestamp())
+                    if trigger.type == "metric":
+                        firings = metrics.tick(trigger, state, now)
+                    else:
+                        firings = core.on_tick(trigger, state, now.timestamp())
                     _save_state(row, trigger, state)
                     fired += record_firings(row.automation, trigger, firings, {})
             except Exception:
@@ -420,7 +423,7 @@ def record_firing(automation: Automation, trigger: Trigger, firing: core.Firing,
     triggering = None
     if slim is not None:
         triggering = wire.get(slim["id"]) or stored(slim["id"]) or slim
-    posture = trigger.posture if isinstance(trigger, EventTrigger) else "Reactive"
+    posture = getattr(trigger, "posture", "Reactive")
     name = f"prefect.automation.{firing.kind}"
     resource = {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name, "prefect.posture": posture}
     related = [{RESOURCE_ID: f"prefect.event.{slim['id']}", RESOURCE_ROLE: "triggering-event"}] if slim else []

@@ -25,7 +25,7 @@ from eventfeed.events.filters import EventFilter, Matchable
 from eventfeed.events.models import Event
 from eventfeed.events.schema import RESOURCE_ID
 
-from . import core
+from . import core, metrics
 from .explain import at as iso_at
 from .models import Automation
 from .triggers import EventTrigger, Trigger, name_filter
@@ -105,6 +105,9 @@ def _as_text(sql: str, with_related: bool) -> str:
 
 def events_for(trigger: Trigger, base: EventFilter):
     """The stored events the trigger's event triggers could count, oldest first, once each."""
+    if trigger.type == "metric":
+        yield from _stream(metrics.metric_filter(trigger, base), bool(trigger.match_related))
+        return
     triggers = trigger.event_triggers
     with_related = any(t.match_related or any(label.startswith("related:") for label in t.for_each) for t in triggers)
     streams = [_stream(_trigger_filter(t, base), with_related) for t in triggers]
@@ -143,6 +146,7 @@ def replay(trigger: Trigger, base: EventFilter, *, automation: Automation | None
     own = automation.resource_id if automation is not None else None
     counted = {"read": 0, "matched": 0, "capped": False}
     triggers = trigger.event_triggers
+    metric = trigger if trigger.type == "metric" else None
 
     def events():
         for event in events_for(trigger, base):
@@ -152,6 +156,8 @@ def replay(trigger: Trigger, base: EventFilter, *, automation: Automation | None
             counted["read"] += 1
             if own is not None and event.resource.get(RESOURCE_ID) == own:
                 continue  # the live engine never evaluates an automation's own events
+            if metric is not None:
+                counted["matched"] += metric.covers(event.event, event.resource, event.related)
             for t in triggers:
                 if t.covers(event):
                     counted["matched"] += 1
@@ -172,7 +178,11 @@ def replay(trigger: Trigger, base: EventFilter, *, automation: Automation | None
                 yield first
             yield from stream
 
-        firings = core.simulate(trigger, all_events(), start=begin, end=end.timestamp())
+        if metric is not None:
+            firings = [core.Firing(f.kind, f.at, None, f.labels)
+                       for f in metrics.replay_stream(metric, all_events(), begin, end.timestamp())]
+        else:
+            firings = core.simulate(trigger, all_events(), start=begin, end=end.timestamp())
     triggered = [f for f in firings if f.kind == "triggered"]
     out = {
         "events_read": counted["read"],

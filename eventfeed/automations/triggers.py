@@ -160,6 +160,7 @@ class CompositeTrigger:
         return out
 
 
+# A MetricTrigger (metrics.py) is a Trigger too; it has no event triggers.
 Trigger = Union[EventTrigger, CompositeTrigger]
 
 
@@ -315,6 +316,16 @@ class _Reader:
                 self.fail(p, "must be a string or a non-empty list of strings")
         return out
 
+    def resource_specs(self, data: dict, path: str) -> tuple[dict, list[dict]]:
+        """`match` and the non-empty `match_related` specs (one object or a list)."""
+        match = self.spec(data.get("match"), f"{path}.match")
+        related_raw = data.get("match_related")
+        if isinstance(related_raw, list):
+            related = [self.spec(item, f"{path}.match_related[{i}]") for i, item in enumerate(related_raw)]
+        else:
+            related = [self.spec(related_raw, f"{path}.match_related")]
+        return match, [spec for spec in related if spec]
+
     def number(self, value: Any, path: str, *, allow_null: bool = False) -> float | None:
         if value is None and allow_null:
             return None
@@ -342,6 +353,8 @@ def _default_type(data: dict) -> str:
     with `require` (a required field), a SequenceTrigger the one without."""
     if "triggers" in data:
         return "compound" if "require" in data else "sequence"
+    if data.get("posture") == "Metric" or "metric" in data:
+        return "metric"
     return "event"
 
 
@@ -350,9 +363,18 @@ def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict]
         r.fail(path, f"must be an object, not {json_type(data)}")
         return None
     kind = data.get("type", _default_type(data))
-    if kind not in ("event", "compound", "sequence"):
-        r.fail(f"{path}.type", 'must be "event", "compound" or "sequence"')
+    if kind not in ("event", "compound", "sequence", "metric"):
+        r.fail(f"{path}.type", 'must be "event", "compound", "sequence" or "metric"')
         return None
+    if kind == "metric":
+        from .metrics import parse_metric
+
+        trigger_id = data.get("id") or str(uuid.uuid4())
+        try:
+            trigger_id = str(uuid.UUID(str(trigger_id)))
+        except ValueError:
+            r.fail(f"{path}.id", "must be a UUID")
+        return parse_metric(r, data, path, trigger_id, depth)
     allowed = EVENT_KEYS if kind == "event" else COMPOSITE_KEYS
     for key in data:
         if key not in allowed:
@@ -405,13 +427,7 @@ def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict]
 
 def _parse_event(r: _Reader, data: dict, path: str, trigger_id: str) -> tuple[Trigger, dict] | None:
     before = len(r.problems)
-    match = r.spec(data.get("match"), f"{path}.match")
-    related_raw = data.get("match_related")
-    if isinstance(related_raw, list):
-        related = [r.spec(item, f"{path}.match_related[{i}]") for i, item in enumerate(related_raw)]
-    else:
-        related = [r.spec(related_raw, f"{path}.match_related")]
-    related = [spec for spec in related if spec]
+    match, related = r.resource_specs(data, path)
     after = r.strings(data.get("after"), f"{path}.after")
     expect = r.strings(data.get("expect"), f"{path}.expect")
     for_each = r.strings(data.get("for_each"), f"{path}.for_each")
@@ -420,7 +436,7 @@ def _parse_event(r: _Reader, data: dict, path: str, trigger_id: str) -> tuple[Tr
             r.fail(f"{path}.for_each[{i}]", "a related label is written related:<role>:<label>, e.g. related:flow:prefect.resource.id")
     posture = data.get("posture", REACTIVE)
     if posture not in (REACTIVE, PROACTIVE):
-        r.fail(f"{path}.posture", 'must be "Reactive" or "Proactive" (Metric triggers are a Prefect Cloud feature)')
+        r.fail(f"{path}.posture", 'must be "Reactive" or "Proactive" (a metric trigger has "type": "metric")')
     threshold = data.get("threshold", 1)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         r.fail(f"{path}.threshold", "must be a whole number of at least 1")
@@ -436,7 +452,7 @@ def _parse_event(r: _Reader, data: dict, path: str, trigger_id: str) -> tuple[Tr
         "type": "event",
         "id": trigger_id,
         "match": match,
-        "match_related": related[0] if len(related) == 1 else related if related else {},
+        "match_related": related_json(related),
         "after": after,
         "expect": expect,
         "for_each": for_each,
@@ -457,6 +473,11 @@ def _parse_event(r: _Reader, data: dict, path: str, trigger_id: str) -> tuple[Tr
         within=within,
     )
     return trigger, out
+
+
+def related_json(related: list[dict]) -> dict | list[dict]:
+    """`match_related` as stored: one spec as an object, several as a list, none as {}."""
+    return related[0] if len(related) == 1 else related if related else {}
 
 
 def name_filter(trigger: EventTrigger) -> dict[str, tuple[str, ...]] | None:
@@ -603,6 +624,10 @@ def _ordinal(n: int) -> str:
 
 def describe(t: Trigger) -> str:
     """What the trigger does, in one sentence."""
+    if t.type == "metric":
+        from .metrics import describe_metric
+
+        return describe_metric(t)
     if isinstance(t, CompositeTrigger):
         parts = [describe(child).removeprefix("Fires ").rstrip(".") for child in t.triggers]
         within = f" within {_seconds(t.within)}" if t.within else ""
