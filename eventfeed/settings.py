@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "eventfeed.automations",
     "eventfeed.webhooks",
     "eventfeed.follow",
+    "eventfeed.blocks",
 ]
 
 MIDDLEWARE = [

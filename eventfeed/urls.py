@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/health", api.health, name="api-health"),
     path("api/csrf-token", api.csrf_token, name="api-csrf-token"),
     path("", include("eventfeed.automations.urls")),
+    path("", include("eventfeed.blocks.urls")),
     path("", include("eventfeed.webhooks.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -34,8 +34,8 @@ LEASE = timedelta(seconds=MAX_TIMEOUT + 30)
 
 SUPPORTED = {
     "do-nothing": set(),
-    "call-webhook": {"url", "method", "headers", "payload", "timeout"},
-    "send-notification": {"subject", "body", "to"},
+    "call-webhook": {"url", "method", "headers", "payload", "timeout", "block_document_id"},
+    "send-notification": {"subject", "body", "to", "block_document_id"},
     "emit-event": {"event", "resource", "related", "payload"},
     "pause-automation": {"source", "automation_id"},
     "resume-automation": {"source", "automation_id"},
@@ -86,6 +86,36 @@ def default_action_type(action: dict) -> str | None:
     return None
 
 
+# Prefect's forms: a channel (block document) and the fields Prefect gives the action.
+CHANNEL_FIELDS = {"call-webhook": {"block_document_id", "payload"}, "send-notification": {"block_document_id", "subject", "body"}}
+
+
+def _check_channel(problems: list, clean: dict, p: str, kind: str) -> None:
+    """Prefect's CallWebhook / SendNotification: the channel must exist and be able to do it."""
+    from eventfeed.blocks.kinds import apprise_url
+    from eventfeed.blocks.store import find_document
+
+    for key in clean:
+        if key != "type" and key not in CHANNEL_FIELDS[kind]:
+            problems.append((f"{p}.{key}", f"is not a field of {kind} with a block_document_id (expected: "
+                                           f"{', '.join(sorted(CHANNEL_FIELDS[kind]))})"))
+    doc = find_document(clean.get("block_document_id"))
+    if doc is None:
+        problems.append((f"{p}.block_document_id", "must be the id of a channel (a block document); see /settings/channels/"))
+        return
+    clean["block_document_id"] = str(doc.id)
+    slug = doc.block_type.slug
+    if kind == "call-webhook" and slug != "webhook":
+        problems.append((f"{p}.block_document_id", f"names a {slug} block; call-webhook needs a webhook block"))
+    if kind == "send-notification" and slug not in ("webhook", "eventfeed-email") and apprise_url(slug, doc.data) is None:
+        problems.append((f"{p}.block_document_id", f"names a {slug} block, which Eventfeed cannot send notifications to"))
+    if kind == "call-webhook":
+        _check_template(problems, clean.setdefault("payload", ""), f"{p}.payload")
+    else:
+        _check_template(problems, clean.setdefault("subject", "Prefect automated notification"), f"{p}.subject")
+        _check_template(problems, clean.setdefault("body", ""), f"{p}.body")
+
+
 def parse_actions(data: Any, path: str = "actions") -> list[dict]:
     from .triggers import TriggerError
 
@@ -115,7 +145,9 @@ def parse_actions(data: Any, path: str = "actions") -> list[dict]:
             if key != "type" and key not in SUPPORTED[kind]:
                 problems.append((f"{p}.{key}", f"is not a field of {kind} (expected: {', '.join(sorted(SUPPORTED[kind])) or 'none'})"))
         clean = dict(action, type=kind)
-        if kind == "call-webhook":
+        if "block_document_id" in action and kind in ("call-webhook", "send-notification"):
+            _check_channel(problems, clean, p, kind)
+        elif kind == "call-webhook":
             url = action.get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 problems.append((f"{p}.url", "is required: an http:// or https:// URL"))
@@ -233,6 +265,8 @@ def perform(run) -> int | None:
     if kind == "do-nothing":
         return None
     ctx = template_context(run)
+    if kind in ("call-webhook", "send-notification") and action.get("block_document_id"):
+        return _through_channel(run, ctx)
     if kind == "call-webhook":
         import httpx
 
@@ -279,6 +313,24 @@ def perform(run) -> int | None:
         set_enabled(target, kind == "resume-automation")
         return None
     raise ActionFailed(f"unknown action type {kind}")
+
+
+def _through_channel(run, ctx: dict) -> int | None:
+    """Prefect's CallWebhook / SendNotification: through the named channel (block document)."""
+    from eventfeed.blocks import delivery
+    from eventfeed.blocks.store import find_document
+
+    action = run.action
+    doc = find_document(action["block_document_id"])
+    if doc is None:
+        raise ActionFailed(f"the channel {action['block_document_id']} was deleted", final=True)
+    try:
+        if action["type"] == "call-webhook":
+            return delivery.call_webhook(doc, render(action.get("payload", ""), ctx, "payload"))
+        subject = render(action.get("subject", ""), ctx, "subject").strip() or f"{run.automation.name} fired"
+        return delivery.notify(doc, subject, render(action.get("body", ""), ctx, "body"))
+    except delivery.DeliveryFailed as e:
+        raise ActionFailed(f"{doc.name}: {e}", e.status) from None
 
 
 def action_event(run, what: str, extra: dict | None = None) -> None:

@@ -32,6 +32,21 @@ ACTION_EXAMPLES = {
 }
 
 
+def channel_examples() -> dict:
+    """An "Add" button per notification channel (Settings › Channels): Prefect's own action shapes."""
+    from eventfeed.blocks.models import BlockDocument
+
+    out = {}
+    for doc in BlockDocument.objects.filter(is_anonymous=False).select_related("block_type").order_by("name"):
+        if doc.block_type.slug == "webhook":
+            out[f"call {doc.name}"] = {"type": "call-webhook", "block_document_id": str(doc.id),
+                                       "payload": '{"automation": {{ automation.name|json }}, "event": {{ event|json }}}'}
+        out[f"notify {doc.name}"] = {"type": "send-notification", "block_document_id": str(doc.id),
+                                     "subject": "{{ automation.name }}: {{ event.event }}",
+                                     "body": "{{ event.resource.id }} at {{ event.occurred }}"}
+    return out
+
+
 def _automation(automation_id: str) -> Automation:
     try:
         automation = Automation.objects.filter(pk=uuid.UUID(automation_id)).first()
@@ -91,7 +106,7 @@ def _editor(request: HttpRequest, form: AutomationForm, automation: Automation |
         "event": event,
         "widenings": groups,
         "ranges": list(RANGES),
-        "action_examples": ACTION_EXAMPLES,
+        "action_examples": {**ACTION_EXAMPLES, **channel_examples()},
     }
     return render(request, "automations/edit.html", ctx, status=400 if form.is_bound and form.errors else 200)
 
