@@ -99,7 +99,7 @@ def test_it_stays_responsive_under_a_flood_of_a_thousand_events_a_second(open_pa
     # Frame budget: the page keeps drawing while 2,000 rows arrive. Bounds are loose for a
     # machine shared by several test runs; without the budget the worst frame took seconds.
     frames.sort()
-    assert frames[len(frames) // 2] < 50, frames[-10:]
+    assert frames[len(frames) // 2] < 100, frames[-10:]
     assert frames[int(len(frames) * 0.9)] < 500, frames[-10:]
     assert page.locator("[data-load-older]").count() == 1
 
