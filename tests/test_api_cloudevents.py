@@ -112,7 +112,7 @@ def test_it_stores_a_batch_all_or_nothing(client, auth):
     assert r.status_code == 422
     assert {(e["path"], e["rule"]) for e in r.json()["errors"]} == {
         ("[1].type", "is required"),
-        ("[2].time", "must be an RFC 3339 timestamp with a time zone, such as 2026-11-21T09:30:00Z"),
+        ("[2].time", "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z"),
     }
     assert Event.objects.count() == 3
 

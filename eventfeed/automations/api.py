@@ -91,7 +91,7 @@ def _filtered(data: Any):
     spec = r.obj(data.get("automations"), "automations", {"id", "name", "created", "tags"})
     ids = r.strings(r.obj(spec.get("id"), "automations.id", {"any_"}).get("any_"), "automations.id.any_")
     names = r.strings(r.obj(spec.get("name"), "automations.name", {"any_"}).get("any_"), "automations.name.any_")
-    before = r.time(r.obj(spec.get("created"), "automations.created", {"before_"}).get("before_"), "automations.created.before_")
+    before = r.time(r.obj(spec.get("created"), "automations.created", {"before_"}).get("before_"), "automations.created.before_", optional=True)
     tags = r.obj(spec.get("tags"), "automations.tags", {"all_", "is_null_"})
     all_tags = r.strings(tags.get("all_"), "automations.tags.all_")
     is_null = tags.get("is_null_")

@@ -17,6 +17,7 @@ from django.db import connection
 
 from eventfeed.events.filters import Matchable
 from eventfeed.events.models import Event
+from eventfeed.events.problems import parse_time
 from eventfeed.events.wire import wire
 
 from . import core
@@ -79,7 +80,7 @@ def write(rows: list[tuple[uuid.UUID, dict, str, str, dict | None]], now: dateti
             [
                 (field("automation").get_db_prep_value(automation_id, connection),
                  field("event_id").get_db_prep_value(uuid.UUID(data["id"]), connection), data["event"],
-                 field("occurred").get_db_prep_value(datetime.fromisoformat(data["occurred"].replace("Z", "+00:00")), connection),
+                 field("occurred").get_db_prep_value(parse_time(data["occurred"]), connection),
                  field("at").get_db_prep_value(now, connection), outcome,
                  json.dumps(detail) if detail is not None else None)
                 for automation_id, data, outcome, detail in rows

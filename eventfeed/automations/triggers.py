@@ -25,6 +25,7 @@ from eventfeed.events.filters import (
     _kind,
     glob_regex,
 )
+from eventfeed.events.problems import NUL_RULE, Problems
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 
 REACTIVE, PROACTIVE = "Reactive", "Proactive"
@@ -267,17 +268,7 @@ def resource_matcher(match: dict, match_related: tuple[dict, ...]) -> Callable[[
 
 # -- parsing ----------------------------------------------------------------------------------
 
-# PostgreSQL can neither store it in the trigger's JSON nor compare with it.
-NUL_RULE = "must not contain the NUL character"
-
-
-@dataclass
-class _Reader:
-    problems: list[tuple[str, str]] = field(default_factory=list)
-
-    def fail(self, path: str, rule: str) -> None:
-        self.problems.append((path, rule))
-
+class _Reader(Problems):
     def strings(self, value: Any, path: str) -> list[str]:
         if value is None:
             return []

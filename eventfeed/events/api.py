@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,8 @@ from .auth import api_error, api_key_required
 from .filters import EventFilter, FilterError, from_json
 from .ingest import ingest
 from .schema import validate_batch, validate_event
-from .wire import wire
+from .problems import read_time
+from .wire import iso, wire
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -107,7 +108,7 @@ def _page(request: HttpRequest, raw_filter: Any, f: EventFilter, limit: int, aft
     if more:
         last = events[-1]
         token = signing.dumps(
-            {"f": raw_filter, "l": limit, "t": total, "o": last.occurred.isoformat(), "i": str(last.id)}, salt=TOKEN_SALT
+            {"f": raw_filter, "l": limit, "t": total, "o": iso(last.occurred), "i": str(last.id)}, salt=TOKEN_SALT
         )
         next_page = request.build_absolute_uri(reverse("api-events-filter-next")) + "?page-token=" + token
     return JsonResponse({"events": [wire(e) for e in events], "total": total, "next_page": next_page})
@@ -139,7 +140,7 @@ def events_filter_next(request: HttpRequest) -> JsonResponse:
     try:
         state = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
         f = from_json(state["f"])
-        after = (datetime.fromisoformat(state["o"]), uuid.UUID(state["i"]))
+        after = (read_time(state["o"]), uuid.UUID(state["i"]))
     except signing.SignatureExpired:
         return api_error(400, "page-token has expired (tokens last 24 hours): run the query again.")
     except (signing.BadSignature, KeyError, TypeError, ValueError, FilterError):

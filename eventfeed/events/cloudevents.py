@@ -27,7 +27,8 @@ from django.http import HttpRequest, JsonResponse
 
 from . import jsoncodec
 from .auth import api_error
-from .schema import RESOURCE_ID, Problem, json_type, parse_time, validate_event
+from .problems import TimeRuleBroken, read_time
+from .schema import RESOURCE_ID, Problem, json_type, validate_event
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -101,11 +102,10 @@ def to_prefect(attributes: dict[str, Any], data: Any = None, *, has_data: bool =
             fail(name, f"must be a non-empty string, not {json_type(attributes[name]) if not isinstance(attributes[name], str) else 'an empty one'}")
     occurred = now or datetime.now(timezone.utc)
     if isinstance(attributes.get("time"), str) and attributes["time"]:
-        parsed = parse_time(attributes["time"])
-        if parsed is None or parsed.utcoffset() is None:
-            fail("time", "must be an RFC 3339 timestamp with a time zone, such as 2026-11-21T09:30:00Z")
-        else:
-            occurred = parsed
+        try:
+            occurred = read_time(attributes["time"])
+        except TimeRuleBroken as e:
+            fail("time", e.rule)
     extensions = {}
     for name, value in attributes.items():
         if name in CONTEXT_ATTRIBUTES or name in ("data", "data_base64"):

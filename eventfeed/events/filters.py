@@ -31,7 +31,8 @@ from django.db.models.functions import RowNumber, Substr
 from django.db.models.lookups import Exact, IsNull, Regex, StartsWith
 
 from .models import Event, EventResource
-from .schema import RESOURCE_ID, RESOURCE_ROLE, TIME_RANGE_RULE, in_supported_range, parse_time, query_words, search_words
+from .problems import NUL_RULE, Problems, parse_time
+from .schema import RESOURCE_ID, RESOURCE_ROLE, query_words, search_words
 
 MAX_TEXT_QUERY = 200
 
@@ -547,15 +548,9 @@ def resource_rows(resource: dict, related: list[dict]):
 
 # -- building a filter from Prefect's EventFilter JSON ----------------------------------------
 
-class JsonReader:
-    """Reads JSON input, collecting (path, rule) for everything wrong instead of stopping at the
-    first: the API filters (events, automations) answer every problem at once."""
-
-    def __init__(self):
-        self.problems: list[tuple[str, str]] = []
-
-    def fail(self, path: str, rule: str) -> None:
-        self.problems.append((path, rule))
+class JsonReader(Problems):
+    """Reads JSON input, collecting everything wrong instead of stopping at the first: the API
+    filters (events, automations) answer every problem at once."""
 
     def obj(self, value: Any, path: str, allowed: set[str]) -> dict:
         if value is None:
@@ -581,26 +576,10 @@ class JsonReader:
             if not isinstance(item, str):
                 self.fail(f"{path}[{i}]", "must be a string")
             elif "\x00" in item:
-                # PostgreSQL text cannot hold NUL: the query itself would fail.
-                self.fail(f"{path}[{i}]", "must not contain the NUL character")
+                self.fail(f"{path}[{i}]", NUL_RULE)
             else:
                 out.append(item)
         return tuple(out)
-
-    def time(self, value: Any, path: str) -> datetime | None:
-        if value is None:
-            return None
-        parsed = parse_time(value)
-        if parsed is None:
-            self.fail(path, "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z")
-            return None
-        if parsed.tzinfo is None:
-            self.fail(path, "must include a time zone (Z or an offset like +02:00)")
-            return None
-        if not in_supported_range(parsed):
-            self.fail(path, TIME_RANGE_RULE)
-            return None
-        return parsed
 
     def labels(self, value: Any, path: str) -> tuple[LabelCondition, ...]:
         if value is None:
@@ -681,8 +660,8 @@ def from_json(data: Any, path: str = "filter") -> EventFilter:
     order = data.get("order") or "DESC"
     if order not in ("ASC", "DESC"):
         r.fail(f"{path}.order", 'must be "ASC" or "DESC"')
-    since = r.time(occurred.get("since"), f"{path}.occurred.since")
-    until = r.time(occurred.get("until"), f"{path}.occurred.until")
+    since = r.time(occurred.get("since"), f"{path}.occurred.since", optional=True)
+    until = r.time(occurred.get("until"), f"{path}.occurred.until", optional=True)
     if since and until and since > until:
         r.fail(f"{path}.occurred", "since must not be after until")
     names = {key: r.strings(event.get(key), f"{path}.event.{key}") for key in ("name", "prefix", "exclude_name", "exclude_prefix")}

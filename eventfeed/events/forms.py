@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from .filters import RANGES, EventFilter, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
-from .schema import in_supported_range, parse_time
+from .problems import TimeRuleBroken, as_sentence, read_time
 from .wire import iso
 
 DEFAULT_RANGE = "24h"
@@ -34,23 +34,15 @@ class ListField(forms.Field):
             raise forms.ValidationError("Null characters are not allowed.")
 
 
-def check_in_range(parsed: datetime) -> datetime:
-    if not in_supported_range(parsed):
-        raise forms.ValidationError("This date-time is out of range: use a year between 2 and 9998.")
-    return parsed
-
-
 class TimeField(forms.CharField):
     def to_python(self, value):
         value = super().to_python(value)
         if not value:
             return None
-        parsed = parse_time(value)
-        if parsed is None:
-            raise forms.ValidationError("Use an ISO 8601 date-time such as 2026-11-21T09:30:00Z.")
-        if parsed.tzinfo is None:
-            raise forms.ValidationError("Include a time zone: Z for UTC or an offset like +02:00.")
-        return check_in_range(parsed)
+        try:
+            return read_time(value)
+        except TimeRuleBroken as e:
+            raise forms.ValidationError(as_sentence(e.rule)) from None
 
 
 class CursorField(forms.CharField):
@@ -61,14 +53,10 @@ class CursorField(forms.CharField):
         if not value:
             return None
         occurred, _, event_id = value.rpartition("~")
-        parsed = parse_time(occurred)
         try:
-            pk = uuid.UUID(event_id)
-        except ValueError:
-            pk = None
-        if parsed is None or parsed.tzinfo is None or pk is None:
-            raise forms.ValidationError("This paging cursor is not valid; reload the feed.")
-        return check_in_range(parsed), pk
+            return read_time(occurred), uuid.UUID(event_id)
+        except ValueError:  # TimeRuleBroken too
+            raise forms.ValidationError("This paging cursor is not valid; reload the feed.") from None
 
 
 def cursor_for(event) -> str:

@@ -10,12 +10,13 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
 from . import jsoncodec
+from .problems import Problems
 
 RESOURCE_ID = "prefect.resource.id"
 RESOURCE_ROLE = "prefect.resource.role"
@@ -56,11 +57,13 @@ class CleanEvent:
 
 
 
-@dataclass
-class _Checker:
-    index: int
-    base: str
-    problems: list[Problem] = field(default_factory=list)
+class _Checker(Problems):
+    """The collector for one event of a batch: its problems carry the event's index and path."""
+
+    def __init__(self, index: int, base: str):
+        super().__init__()
+        self.index = index
+        self.base = base
 
     def fail(self, path: str, rule: str) -> None:
         self.problems.append(Problem(self.index, self.base + path, rule))
@@ -68,31 +71,6 @@ class _Checker:
 
 def key_path(key: str) -> str:
     return "[" + json.dumps(key, ensure_ascii=False) + "]"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An aware datetime from ISO 8601 text, or None. Naive times are refused by the caller."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def in_supported_range(value: datetime) -> bool:
-    """Whether a time can be moved to UTC and a bucket or a microsecond past it: years 2 to 9998.
-    Beyond that Python raises OverflowError, which would be a 500 wherever the time is used."""
-    try:
-        return 1 < value.astimezone(timezone.utc).year < 9999
-    except OverflowError:
-        return False
-
-
-TIME_RANGE_RULE = "must be a year between 2 and 9998"
 
 
 def _labels(check: _Checker, value: Any, path: str, *, role_required: bool, limit: int) -> dict[str, str] | None:
@@ -239,15 +217,7 @@ def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: i
     if "occurred" not in raw:
         check.fail(".occurred", "is required")
     else:
-        occurred = parse_time(raw["occurred"])
-        if occurred is None:
-            check.fail(".occurred", "must be an ISO 8601 date-time such as 2026-11-21T09:30:00Z")
-        elif occurred.tzinfo is None or occurred.utcoffset() is None:
-            check.fail(".occurred", "must include a time zone (Z or an offset like +02:00): naive times are refused, not guessed")
-            occurred = None
-        elif not in_supported_range(occurred):
-            check.fail(".occurred", TIME_RANGE_RULE)
-            occurred = None
+        occurred = check.time(raw["occurred"], ".occurred")
 
     name = raw.get("event")
     if "event" not in raw:

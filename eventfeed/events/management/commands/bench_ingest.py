@@ -139,7 +139,7 @@ class Command(BaseCommand):
         from eventfeed.automations.models import Automation, EvaluatedEvent, Firing
         from eventfeed.automations.store import parse_automation, save_automation
         from eventfeed.events.wire import iso
-        from eventfeed.events.schema import parse_time
+        from eventfeed.events.problems import parse_time
 
         shift = datetime.now(dt_timezone.utc) - min(parse_time(e["occurred"]) for e in events)
         events = [dict(e, occurred=iso(parse_time(e["occurred"]) + shift)) for e in events]
