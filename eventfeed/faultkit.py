@@ -31,7 +31,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from eventfeed.events.management.commands._serving import free_port, wait_for
+from eventfeed.benchmarks.processes import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from django.db import connection
 
 from eventfeed.automations.replay import replay
 from eventfeed.automations.triggers import parse_trigger
-from eventfeed.events import benchdata
+from eventfeed.benchmarks import benchdata
 from eventfeed.events.filters import EventFilter
 from eventfeed.events.models import Event
 

@@ -23,8 +23,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import setup_test_environment
 
-from eventfeed.events import benchdata, partitions, retention
-from eventfeed.events.management.commands.bench_feed import fmt
+from eventfeed.benchmarks import benchdata
+from eventfeed.benchmarks.management.commands.bench_feed import fmt
+from eventfeed.events import partitions, retention
 from eventfeed.events.models import ApiKey, Event
 
 

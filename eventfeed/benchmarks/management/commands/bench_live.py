@@ -44,7 +44,7 @@ from websockets.uri import parse_uri
 
 from eventfeed.events.models import ApiKey
 
-from ._serving import cpu_seconds, free_port, peak_rss_mb, wait_for
+from eventfeed.benchmarks.processes import cpu_seconds, free_port, peak_rss_mb, wait_for
 
 NAMES = ["bench.live.a", "bench.live.b", "bench.live.c"]
 # POSTs in flight at once at most, when the server answers more slowly than ticks come.

@@ -40,7 +40,7 @@ from eventfeed.events.ingest import EVENT_COLUMNS, RESOURCE_COLUMNS, copy_text
 from eventfeed.events.models import ApiKey, Event, EventResource
 from eventfeed.events.schema import validate_event
 
-from ._serving import cpu_seconds, free_port, peak_rss_mb, wait_for
+from eventfeed.benchmarks.processes import cpu_seconds, free_port, peak_rss_mb, wait_for
 
 
 class Command(BaseCommand):

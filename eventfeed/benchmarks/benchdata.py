@@ -16,11 +16,10 @@ from datetime import datetime, timedelta, timezone
 
 from django.db import connection
 
-from . import partitions
-from .filters import resource_rows
-from .models import Event, EventResource
-from .models import words_sql
-from .schema import search_words
+from eventfeed.events import partitions
+from eventfeed.events.filters import resource_rows
+from eventfeed.events.models import Event, EventResource, words_sql
+from eventfeed.events.schema import search_words
 
 STATES = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Cancelled", "Retrying", "Late",
           "AwaitingRetry", "Paused", "Cancelling", "Suspended", "AwaitingConcurrencySlot", "Crashed"]

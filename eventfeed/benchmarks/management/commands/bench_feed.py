@@ -26,7 +26,7 @@ from django.test import Client
 from django.test.utils import setup_test_environment
 from django.utils import timezone
 
-from eventfeed.events import benchdata
+from eventfeed.benchmarks import benchdata
 from eventfeed.events.forms import cursor_for
 from eventfeed.events.models import ApiKey, Event
 
