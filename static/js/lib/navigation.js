@@ -79,5 +79,11 @@ export function startNavigation() {
     navigate(`${form.action}?${params}`);
   });
 
-  addEventListener("popstate", () => navigate(location.href, { push: false }));
+  // A jump to an anchor (the skip link) pops state too, but shows the same feed.
+  let shown = location.pathname + location.search;
+  addEventListener("popstate", () => {
+    if (location.pathname + location.search === shown) return;
+    navigate(location.href, { push: false });
+  });
+  onSwap(() => (shown = location.pathname + location.search));
 }
