@@ -9,6 +9,7 @@ webhook never holds up another automation.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,8 @@ from eventfeed import outbound, sandbox
 from eventfeed.events.emit import InvalidEvent, emit
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 from eventfeed.events.wire import iso, stored
+
+from . import exchanges
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +274,13 @@ def perform(run) -> int | None:
         import httpx
 
         body = render(action.get("payload", ""), ctx, "payload")
+        run.exchange = exchanges.request_view(action.get("method", "POST"), action["url"], action.get("headers") or {}, body)
         try:
             response = outbound.request(
                 action.get("method", "POST"), action["url"], headers=action.get("headers") or {},
                 content=body.encode(), timeout=float(action.get("timeout", DEFAULT_TIMEOUT)),
             )
+            run.exchange["response"] = exchanges.response_view(response)
         except outbound.OutboundRefused as e:
             raise ActionFailed(f"refused: {e.reason}", final=True) from None
         except httpx.HTTPError as e:
@@ -372,11 +377,14 @@ def execute(run) -> None:
 
     if run.attempts == 1:
         action_event(run, "triggered")
+    run.exchange = {}
+    started = time.monotonic()
     try:
         status = perform(run)
     except Exception as e:  # noqa: BLE001 - any failure of the action is recorded, not raised
         status = getattr(e, "status", None)
         error = str(e) if isinstance(e, ActionFailed) else f"{type(e).__name__}: {e}"
+        exchanges.record(run, run.exchange, started, time.monotonic(), run.attempts, error)
         log.warning("automation %s action %d failed (attempt %d): %s", run.automation_id, run.index, run.attempts, error)
         final = run.attempts >= MAX_ATTEMPTS or getattr(e, "final", False)
         run.status = ActionRun.FAILED if final else ActionRun.PENDING
@@ -385,14 +393,15 @@ def execute(run) -> None:
         run.next_attempt = timezone.now() + timedelta(seconds=BACKOFF[min(run.attempts, len(BACKOFF)) - 1])
         if final:
             run.finished = timezone.now()
-        run.save(update_fields=["status", "last_error", "response_status", "next_attempt", "finished"])
+        run.save(update_fields=["status", "last_error", "response_status", "next_attempt", "finished", "exchanges"])
         if final:
             action_event(run, "failed", {"reason": run.last_error, "status_code": status})
         return
+    exchanges.record(run, run.exchange, started, time.monotonic(), run.attempts, None)
     run.status = ActionRun.SUCCEEDED
     run.response_status = status
     run.finished = timezone.now()
-    run.save(update_fields=["status", "response_status", "finished"])
+    run.save(update_fields=["status", "response_status", "finished", "exchanges"])
     action_event(run, "executed", {"status_code": status} if status is not None else {})
 
 

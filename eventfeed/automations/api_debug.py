@@ -100,3 +100,20 @@ def replay_draft(request: HttpRequest) -> JsonResponse:
     if errors:
         return api_error(422, "The replay is not valid.", errors=errors)
     return JsonResponse(replay(values["trigger"], values["filter"]))
+
+
+@require_POST
+@api_key_required(allow_session=True)
+def rerun(request: HttpRequest, automation_id: str, run_id: str) -> JsonResponse:
+    """A failed action run again: 202 with the new run's id."""
+    try:
+        automation = Automation.objects.filter(pk=uuid.UUID(automation_id)).first()
+    except ValueError:
+        automation = None
+    if automation is None:
+        return api_error(404, "Automation not found.")
+    try:
+        again = debugging.rerun_action(automation, run_id)
+    except debugging.RerunRefused as e:
+        return api_error(409 if "only a failed" in str(e) else 404, f"Not re-run: {e}.")
+    return JsonResponse({"id": str(again.id), "rerun_of": run_id, "status": again.status}, status=202)

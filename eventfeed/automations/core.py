@@ -30,8 +30,11 @@ Semantics (README "Automations" says where and why they differ from Prefect's):
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from eventfeed.events.filters import Matchable
 from eventfeed.events.wire import slim
@@ -57,7 +60,13 @@ def new_state() -> dict:
 
 
 def _bid(t: EventTrigger, key: tuple) -> str:
-    return t.path + "|" + json.dumps(list(key))
+    return _bid_of(t.path, key)
+
+
+@lru_cache(maxsize=65536)
+def _bid_of(path: str, key: tuple) -> str:
+    # Asked for every counted event, live and in a replay, mostly for the same few keys.
+    return path + "|" + json.dumps(list(key))
 
 
 def _labels(t: EventTrigger, bid: str) -> dict:
@@ -120,10 +129,16 @@ def _reactive(t: EventTrigger, state: dict, event: Matchable) -> list[Firing]:
     if b is None:
         b = buckets[bid] = _bucket(now, None, 0, None)
     if t.within:
-        times = sorted([*b["ts"], now])
-        newest = times[-1]
-        b["ts"] = [x for x in times if x > newest - t.within]
-        b["n"] = len(b["ts"])
+        # Kept sorted (an event may arrive late); only the times within `within` of the newest.
+        times = b["ts"]
+        if not times or now >= times[-1]:
+            times.append(now)
+        else:
+            bisect.insort(times, now)
+        cut = bisect.bisect_right(times, times[-1] - t.within)
+        if cut:
+            del times[:cut]
+        b["n"] = len(times)
     else:
         b["n"] += 1
     if b["n"] >= t.threshold:
@@ -284,24 +299,67 @@ def _composite(t: CompositeTrigger, state: dict, child_firings: list[Firing]) ->
 
 # -- running a trigger over a stream of events ------------------------------------------------
 
-def simulate(trigger: Trigger, events: list[Matchable], *, start: float, end: float,
+def simulate(trigger: Trigger, events, *, start: float, end: float,
              state: dict | None = None, max_firings: int | None = None) -> list[Firing]:
     """Run the trigger over events (oldest first) with the clock ticking exactly when windows
-    close, from `start` to `end`. The preview's "how often would it have fired"."""
+    close, from `start` to `end`: the replay and the preview. Exactly what on_tick at every
+    deadline would do, but the deadlines are kept in a heap and only the buckets due are closed,
+    so a replay with thousands of open windows does not scan them all for every event."""
     state = state if state is not None else new_state()
+    proactive = [t for t in trigger.event_triggers if t.posture == PROACTIVE]
+    composite = isinstance(trigger, CompositeTrigger)
+    heap: list[tuple[float, str]] = []
+    buckets = state["b"]
+
+    def watch(bids) -> None:
+        for bid in bids:
+            b = buckets.get(bid)
+            if b is not None and b["e"] is not None and bid.split("|", 1)[0] in paths:
+                heapq.heappush(heap, (b["e"], bid))
+
+    paths = {t.path for t in proactive}
     firings = on_tick(trigger, state, start)
+    watch(list(buckets))
 
     def tick_until(limit: float) -> None:
-        for _ in range(100_000):
-            due = next_due(trigger, state)
-            if due is None or due > limit:
-                return
-            firings.extend(on_tick(trigger, state, max(due, start)))
+        while heap and heap[0][0] <= limit:
+            due = heap[0][0]
+            popped = set()
+            while heap and heap[0][0] <= due:
+                popped.add(heapq.heappop(heap)[1])
+            bids = [bid for bid in popped if bid in buckets and buckets[bid]["e"] <= due]
+            if not bids:
+                continue
+            if composite:
+                # Firings at one instant reach a composite in on_tick's order: child by child,
+                # buckets in the order they were opened.
+                bids = [bid for bid in buckets if bid in popped]
+            firings.extend(_tick_bids(trigger, state, max(due, start), bids))
+            watch(bids)
 
     for event in events:
         tick_until(event.occurred.timestamp())
         firings.extend(on_event(trigger, state, event))
+        for t in proactive:
+            # The event's bucket, if it has one (watch() skips a key without a bucket; a
+            # deadline seen twice is closed once).
+            watch([_bid(t, t.bucket_key(event))])
         if max_firings is not None and len(firings) >= max_firings:
             return firings
     tick_until(end)
     return firings
+
+
+def _tick_bids(trigger: Trigger, state: dict, now: float, bids: list[str]) -> list[Firing]:
+    """on_tick, for these buckets only."""
+    if isinstance(trigger, CompositeTrigger):
+        return _composite(trigger, state, [f for child in trigger.triggers for f in _tag(child, _tick_bids(child, state, now, bids))])
+    if trigger.posture != PROACTIVE:
+        return []
+    out: list[Firing] = []
+    prefix = trigger.path + "|"
+    buckets = state["b"]
+    for bid in bids:
+        if bid.startswith(prefix) and bid in buckets and buckets[bid]["e"] <= now:
+            out += _close(trigger, state, bid, now)
+    return out

@@ -121,3 +121,22 @@ def automation_replay(request: HttpRequest, automation_id: str) -> HttpResponse:
             form.add_error(None, str(e))
     ctx = {**detail_context(automation), **debug_context(automation, replay_form=form, replay_result=result)}
     return render(request, "automations/detail.html", ctx, status=200 if result is not None else 400)
+
+
+@require_POST
+@login_required
+def automation_rerun(request: HttpRequest, automation_id: str, run_id: str) -> HttpResponse:
+    """Re-run a failed action from the firing history."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    from .views import _automation
+
+    automation = _automation(automation_id)
+    try:
+        debugging.rerun_action(automation, run_id)
+    except debugging.RerunRefused as e:
+        messages.error(request, f"Not re-run: {e}.")
+        return redirect("automation-detail", automation.id)
+    messages.success(request, "The action runs again now; its outcome appears in the firing history.")
+    return redirect("automation-detail", automation.id)

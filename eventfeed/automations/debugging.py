@@ -91,3 +91,35 @@ def live_state(automation: Automation) -> dict:
 
         return {"buckets": [], "composites": [], "next_due": None, "metric": metric_view(trigger, current_state(automation))}
     return state_view(trigger, current_state(automation), timezone.now().timestamp())
+
+
+class RerunRefused(Exception):
+    pass
+
+
+def rerun_action(automation: Automation, run_id: str):
+    """A new run of a failed action run, for the same firing, due now (it keeps a link to the
+    failed one). Refused for a run that did not fail."""
+    from django.db import transaction
+
+    from .models import ActionRun
+
+    try:
+        run = ActionRun.objects.filter(pk=uuid.UUID(str(run_id)), automation=automation).select_related("firing").first()
+    except ValueError:
+        run = None
+    if run is None:
+        raise RerunRefused("this automation has no action run with this id")
+    if run.status != ActionRun.FAILED:
+        raise RerunRefused(f"only a failed action run can be re-run; this one is {run.status}")
+    with transaction.atomic():
+        again = ActionRun.objects.create(firing=run.firing, automation=automation, index=run.index, action=run.action,
+                                         next_attempt=timezone.now(), rerun_of=run)
+
+        def wake() -> None:
+            from . import service
+
+            service.wake_actions()
+
+        transaction.on_commit(wake)
+    return again

@@ -118,6 +118,10 @@ class ActionRun(models.Model):
     next_attempt = models.DateTimeField()
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # Each attempt: what was sent and what came back, secrets masked (exchanges.py).
+    exchanges = models.JSONField(default=list, blank=True)
+    # A run started by hand from the firing history to retry this failed one.
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
 
     class Meta:
         ordering = ["index"]

@@ -56,6 +56,7 @@ def _stream(f: EventFilter, with_related: bool):
     """Matchable events of the filter, oldest first, once each."""
     columns = ["id", "occurred", "event", "resource"] + (["related"] if with_related else [])
     qs = f.queryset().values_list(*columns)
+    epoch = connection.vendor == "postgresql"
     sql, params = qs.query.sql_with_params()
     last = None
     # Raw rows from a named (server-side) cursor: Django's JSONField would decode every row
@@ -79,7 +80,9 @@ def _stream(f: EventFilter, with_related: bool):
                 continue
             last = event_id
             occurred = row[1]
-            if isinstance(occurred, str):
+            if epoch:
+                occurred = datetime.fromtimestamp(occurred, dt_timezone.utc)
+            elif isinstance(occurred, str):
                 occurred = datetime.fromisoformat(occurred)
             if occurred.tzinfo is None:
                 occurred = occurred.replace(tzinfo=dt_timezone.utc)
@@ -94,9 +97,11 @@ def _stream(f: EventFilter, with_related: bool):
 
 
 def _as_text(sql: str, with_related: bool) -> str:
-    """Select the JSON columns as text (Django quotes the column names it selects)."""
+    """Select the JSON columns as text and `occurred` as epoch seconds (Django quotes the column
+    names it selects): a float and msgspec cost a fraction of psycopg's datetime and JSON loaders."""
     table = Event._meta.db_table
     head, sep, tail = sql.partition(" FROM ")
+    head = head.replace(f'"{table}"."occurred"', f'extract(epoch from "{table}"."occurred")::float8', 1)
     head = head.replace(f'"{table}"."resource"', f'"{table}"."resource"::text', 1)
     if with_related:
         head = head.replace(f'"{table}"."related"', f'"{table}"."related"::text', 1)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("automations/<str:automation_id>/enabled", views.automation_enabled, name="automation-enabled"),
     path("automations/<str:automation_id>/test", debug_views.automation_test, name="automation-test"),
     path("automations/<str:automation_id>/replay", debug_views.automation_replay, name="automation-replay"),
+    path("automations/<str:automation_id>/runs/<str:run_id>/rerun", debug_views.automation_rerun, name="automation-rerun"),
     path("notifications/", views.notifications, name="notifications"),
     path("api/automations/", api.create, name="api-automations"),
     path("api/automations", api.create),
@@ -23,4 +24,5 @@ urlpatterns = [
     path("api/automations/<str:automation_id>", api.item, name="api-automation"),
     path("api/automations/<str:automation_id>/test", api_debug.test, name="api-automation-test"),
     path("api/automations/<str:automation_id>/replay", api_debug.replay_automation, name="api-automation-replay"),
+    path("api/automations/<str:automation_id>/runs/<str:run_id>/rerun", api_debug.rerun, name="api-automation-rerun"),
 ]

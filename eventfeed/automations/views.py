@@ -89,7 +89,7 @@ def detail_context(automation: Automation) -> dict:
         "trigger_json": json.dumps(automation.trigger, indent=2),
         "actions_json": json.dumps(automation.actions, indent=2),
         "history": [(f, sorted(runs.get(f.id, []), key=lambda r: r.index)) for f in firings],
-        "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED).order_by("-created")[:5],
+        "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED, reruns__isnull=True).order_by("-created")[:5],
         **debug_context(automation),
     }
     return ctx
