@@ -62,7 +62,7 @@ def test_it_recreates_a_day_another_process_dropped_when_a_late_event_arrives():
     day = partitions.day_of(occurred)
     # Retention in another process drops the day; this process still believes it exists.
     with connection.cursor() as cursor:
-        for table, _ in partitions.TABLES:
+        for table, _, _ in partitions.TABLES:
             cursor.execute(f"DROP TABLE {partitions.partition_name(table, day)}")
     assert day in partitions._known
     assert store(make_event(occurred=occurred + timedelta(minutes=1))).new == 1

@@ -20,13 +20,20 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 from django.conf import settings
 from django.db import connection, transaction
 
-from .models import Event, EventResource
+from .models import Event, EventCount, EventResource
 
 log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
-# (table, its event-name column): both partitioned alike.
-TABLES = ((Event._meta.db_table, "event"), (EventResource._meta.db_table, "event_name"))
+# (table, its event-name column, its time column), all partitioned alike by day. The counts are
+# partitioned too: a day's minute buckets are ~70,000 rows per 50 names, too many to DELETE
+# when the day's events are dropped in a millisecond. Every count bucket (an hour at most) lies
+# inside the day of the events it counts.
+TABLES = (
+    (Event._meta.db_table, "event", "occurred"),
+    (EventResource._meta.db_table, "event_name", "occurred"),
+    (EventCount._meta.db_table, "event", "bucket"),
+)
 # Serialises partition DDL between processes (pg_advisory_xact_lock key: "evfp").
 DDL_LOCK = 0x65766670
 
@@ -60,15 +67,12 @@ def _parse_day(name: str) -> date | None:
     return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
 
 
-def existing_days() -> set[date]:
-    """Days with a partition of the events table."""
+def existing_days(table: str | None = None) -> set[date]:
+    """Days with a partition of `table`, or of any of the partitioned tables."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
-            [Event._meta.db_table],
-        )
-        return {d for (name,) in cursor.fetchall() if (d := _parse_day(name)) is not None}
+        if table is not None:
+            return existing_days_in(cursor, table)
+        return set().union(*(existing_days_in(cursor, t) for t, _, _ in TABLES))
 
 
 def name_indexes(cursor, table: str, day: date) -> None:
@@ -79,7 +83,7 @@ def name_indexes(cursor, table: str, day: date) -> None:
     cursor.execute(
         "SELECT c.relname, p.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
         "JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
-        "WHERE x.indrelid = %s::regclass",
+        "WHERE x.indrelid = to_regclass(%s)",
         [f'"{partition}"'],
     )
     suffix = partition.rpartition("_")[2]
@@ -95,7 +99,7 @@ def name_all_indexes() -> None:
         return
     with connection.cursor() as cursor:
         for day in existing_days():
-            for table, _ in TABLES:
+            for table, _, _ in TABLES:
                 name_indexes(cursor, table, day)
 
 
@@ -121,12 +125,13 @@ def ensure(days: Iterable[date]) -> list[date]:
     created = []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
-        present = existing_days()
+        # A day counts as present when every table has it (IF NOT EXISTS fills in the others).
+        present = set.intersection(*(existing_days_in(cursor, t) for t, _, _ in TABLES))
         for day in sorted(missing - present):
             start, end = bounds(day)
-            for table, _ in TABLES:
+            for table, _, _ in TABLES:
                 cursor.execute(
-                    f'CREATE TABLE "{partition_name(table, day)}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
+                    f'CREATE TABLE IF NOT EXISTS "{partition_name(table, day)}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
                     [start, end],
                 )
                 name_indexes(cursor, table, day)
@@ -144,13 +149,17 @@ def ensure_ahead(now: datetime, days: int | None = None) -> list[date]:
     return ensure(today + timedelta(days=i) for i in range(ahead + 1))
 
 
-def drop(day: date) -> None:
-    """Remove a whole day of events and resource rows: no row is deleted, nothing to vacuum."""
+def drop(days: list[date]) -> None:
+    """Remove whole days of events, resource rows and counts: no row is deleted, nothing to
+    vacuum. One statement for all of them: PostgreSQL then scans its buffer cache once for every
+    table dropped, and commits once."""
+    if not days:
+        return
+    names = ", ".join(f'"{partition_name(table, day)}"' for day in days for table, _, _ in TABLES)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
-        for table, _ in TABLES:
-            cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(table, day)}"')
-    forget([day])
+        cursor.execute(f"DROP TABLE IF EXISTS {names}")
+    forget(days)
 
 
 def keep_only(day: date, names: list[str]) -> None:
@@ -165,7 +174,7 @@ def keep_only(day: date, names: list[str]) -> None:
     start, end = bounds(day)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
-        for table, name_column in TABLES:
+        for table, name_column, time_column in TABLES:
             old = partition_name(table, day)
             new = f"{old}_new"
             check = f"{old}_bounds"
@@ -174,7 +183,7 @@ def keep_only(day: date, names: list[str]) -> None:
             cursor.execute(f'INSERT INTO "{new}" SELECT * FROM "{old}" WHERE "{name_column}" = ANY(%s)', [names])
             # With this constraint in place, ATTACH needs no scan to prove the rows belong.
             cursor.execute(
-                f'ALTER TABLE "{new}" ADD CONSTRAINT "{check}" CHECK (occurred IS NOT NULL AND occurred >= %s AND occurred < %s)',
+                f'ALTER TABLE "{new}" ADD CONSTRAINT "{check}" CHECK ("{time_column}" IS NOT NULL AND "{time_column}" >= %s AND "{time_column}" < %s)',
                 [start, end],
             )
             cursor.execute(f'DROP TABLE "{old}"')
@@ -200,40 +209,44 @@ def partition_existing(schema_editor, models_: list, ahead: int = 3) -> None:
     """Rename each table, create its partitioned successor, create the partitions of every day
     stored (and of today and `ahead` days), copy the rows over, build the indexes, drop the old.
 
-    Indexes are built after the copy: one build per partition is much cheaper than keeping them
-    up to date row by row.
+    `models_` are (model, time column) pairs, the first the events. Indexes and unique
+    constraints are built after the copy: one build per partition is much cheaper than keeping
+    them up to date row by row.
     """
     execute = schema_editor.execute
     with schema_editor.connection.cursor() as cursor:
-        for model in models_:
+        for model, column in models_:
             table = model._meta.db_table
             old = f"{table}_unpartitioned"
             execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
             execute(f'ALTER INDEX "{table}_pkey" RENAME TO "{old}_pkey"')
-            for index in model._meta.indexes:
+            for index in [*model._meta.indexes, *model._meta.constraints]:
                 execute(f'ALTER INDEX IF EXISTS "{index.name}" RENAME TO "{index.name}_old"')
-            execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING IDENTITY) PARTITION BY RANGE (occurred)')
+            execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING IDENTITY) PARTITION BY RANGE ("{column}")')
             # A partitioned table's primary key must contain the partition key.
-            execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY (id, occurred)')
-        event_table = f"{models_[0]._meta.db_table}_unpartitioned"
-        cursor.execute(f"SELECT DISTINCT (occurred AT TIME ZONE 'UTC')::date FROM \"{event_table}\"")
-        days = {row[0] for row in cursor.fetchall()}
+            execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY (id, "{column}")')
+        days = existing_days_in(cursor, Event._meta.db_table) if models_[0][0]._meta.db_table != Event._meta.db_table else set()
+        for model, column in models_:
+            cursor.execute(f"SELECT DISTINCT (\"{column}\" AT TIME ZONE 'UTC')::date FROM \"{model._meta.db_table}_unpartitioned\"")
+            days.update(row[0] for row in cursor.fetchall())
         today = datetime.now(dt_timezone.utc).date()
         days.update(today + timedelta(days=i) for i in range(ahead + 1))
         for day in sorted(days):
             start, end = bounds(day)
-            for model in models_:
+            for model, _ in models_:
                 table = model._meta.db_table
                 cursor.execute(
                     f'CREATE TABLE "{partition_name(table, day)}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
                     [start, end],
                 )
-        for model in models_:
+        for model, _ in models_:
             table = model._meta.db_table
             old = f"{table}_unpartitioned"
             execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
             for index in model._meta.indexes:
                 schema_editor.add_index(model, index)
+            for constraint in model._meta.constraints:
+                schema_editor.add_constraint(model, constraint)
             if model._meta.pk.get_internal_type() == "BigAutoField":
                 execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), coalesce(max(id), 0) + 1, false) FROM \"{table}\"")
             execute(f'DROP TABLE "{old}"')
@@ -241,3 +254,12 @@ def partition_existing(schema_editor, models_: list, ahead: int = 3) -> None:
             for day in days:
                 name_indexes(cursor, table, day)
     forget()
+
+
+def existing_days_in(cursor, parent: str) -> set[date]:
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+        [parent],
+    )
+    return {d for (name,) in cursor.fetchall() if (d := _parse_day(name)) is not None}

@@ -10,8 +10,8 @@ whole day is older than the name's retention, so an event is kept at least its r
 than a day more. Every count bucket (a minute to an hour) lies inside one day, so the counts that
 histograms read lose exactly the buckets of the events that go.
 
-On PostgreSQL a day whose events all go is dropped as a partition (instant, nothing to vacuum); a
-day where most go is rewritten with the rows that stay (`partitions.keep_only`); a day where few
+On PostgreSQL a day whose events all go is dropped as a partition, with its counts (instant,
+nothing to vacuum); a day where most go is rewritten with the rows that stay (`partitions.keep_only`); a day where few
 go has those deleted in batches. On SQLite the rows are deleted in batches of `BATCH`.
 """
 
@@ -240,19 +240,17 @@ def _delete_in_batches(day: date, names: list[str] | None) -> int:
             removed += gone._raw_delete(gone.db)
 
 
-def apply(day_plan: DayPlan) -> int:
-    """Carry out one day's plan; returns the events removed (an estimate for a dropped day)."""
-    if day_plan.action == "drop":
-        partitions.drop(day_plan.day)
-        removed = day_plan.events
-    elif day_plan.action == "rewrite":
-        partitions.keep_only(day_plan.day, day_plan.kept)
-        removed = day_plan.events
-    else:
-        removed = _delete_in_batches(day_plan.day, day_plan.names)
-    with transaction.atomic():
-        _forget_counts(day_plan.day, day_plan.names)
-    return removed
+def apply(plans: list[DayPlan]) -> None:
+    """Carry out the plans: every dropped day in one statement, then each rewrite and delete."""
+    partitions.drop([p.day for p in plans if p.action == "drop"])
+    for p in plans:
+        if p.action == "rewrite":
+            # The day's counts are rewritten with its events: only the kept names' remain.
+            partitions.keep_only(p.day, p.kept)
+        elif p.action == "delete":
+            p.events = _delete_in_batches(p.day, p.names)
+            with transaction.atomic():
+                _forget_counts(p.day, p.names)
 
 
 def prune(now: datetime | None = None, *, dry_run: bool = False, out=None) -> list[DayPlan]:
@@ -272,8 +270,8 @@ def prune(now: datetime | None = None, *, dry_run: bool = False, out=None) -> li
         plans = plan(now)
         for p in plans:
             say(("would " if dry_run else "") + p.describe())
-            if not dry_run:
-                apply(p)
+        if not dry_run:
+            apply(plans)
         if partitions.enabled() and not dry_run:
             partitions.ensure_ahead(now)
         return plans

@@ -50,7 +50,7 @@ def by_day(policy: Policy) -> list[Day]:
     if partitions.enabled():
         with connection.cursor() as cursor:
             for day in partitions.existing_days():
-                names = [partitions.partition_name(table, day) for table, _ in partitions.TABLES]
+                names = [partitions.partition_name(table, day) for table, _, _ in partitions.TABLES]
                 cursor.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname = ANY(%s)", [names])
                 sizes[day] = int(cursor.fetchone()[0] or 0)
     days = set(counts) | set(sizes)

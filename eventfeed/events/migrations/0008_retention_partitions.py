@@ -16,7 +16,7 @@ def partition(apps, schema_editor):
         return
     from eventfeed.events.partitions import partition_existing
 
-    partition_existing(schema_editor, [apps.get_model("events", "Event"), apps.get_model("events", "EventResource")])
+    partition_existing(schema_editor, [(apps.get_model("events", "Event"), "occurred"), (apps.get_model("events", "EventResource"), "occurred")])
 
 
 class Migration(migrations.Migration):
