@@ -19,7 +19,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from eventfeed import outbound, sandbox
+from eventfeed import audit, outbound, sandbox
 
 from eventfeed.events.emit import InvalidEvent, emit
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
@@ -315,7 +315,9 @@ def perform(run) -> int | None:
         target = Automation.objects.filter(pk=target_id).first()
         if target is None:
             raise ActionFailed(f"automation {target_id} does not exist")
-        set_enabled(target, kind == "resume-automation")
+        # The automation whose action this is did it: the audit event names it as the actor.
+        with audit.acting({RESOURCE_ID: run.automation.resource_id, "prefect.resource.name": run.automation.name}):
+            set_enabled(target, kind == "resume-automation")
         return None
     raise ActionFailed(f"unknown action type {kind}")
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events.filters import glob_match
 from eventfeed.events.emit import emit
 from eventfeed.events.schema import RESOURCE_ID
@@ -91,6 +92,7 @@ def save_automation(fields: dict, automation: Automation | None = None) -> Autom
     with transaction.atomic():
         created = automation is None
         automation = automation or Automation()
+        before = {} if created else {key: getattr(automation, key) for key in fields}
         reset = created or ("trigger" in fields and fields["trigger"] != automation.trigger) or (
             fields.get("enabled") and not automation.enabled
         )
@@ -100,7 +102,21 @@ def save_automation(fields: dict, automation: Automation | None = None) -> Autom
         if reset:
             _reset_state(automation)
         emit_change(automation, "created" if created else "updated")
+        _audit_save(automation, created, before, fields)
     return automation
+
+
+def _audit_save(automation: Automation, created: bool, before: dict, fields: dict) -> None:
+    resource = {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name}
+    if created:
+        audit.record("automation.created", resource, {"automation": {k: audit.shown(k, v) for k, v in fields.items()}})
+        return
+    changed = audit.changes(before, fields)
+    toggled = changed.pop("enabled", None)
+    if changed:
+        audit.record("automation.updated", resource, {"changed": changed})
+    if toggled:
+        audit.record("automation.enabled" if automation.enabled else "automation.disabled", resource, {})
 
 
 def set_enabled(automation: Automation, enabled: bool) -> Automation:
@@ -110,6 +126,8 @@ def set_enabled(automation: Automation, enabled: bool) -> Automation:
 def delete_automation(automation: Automation) -> None:
     with transaction.atomic():
         emit_change(automation, "deleted")
+        audit.record("automation.deleted", {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name},
+                     {"name": automation.name})
         automation.delete()
 
 

@@ -5,12 +5,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.contrib import messages
+from django.db import transaction
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed import audit
 from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replica, replica_lag_seconds
 
 from . import export, queries, storage
@@ -120,7 +122,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         elif len(name) > 100:
             messages.error(request, "Key names are at most 100 characters.")
         else:
-            _, new_key = ApiKey.create(name, created_by=request.user)
+            with transaction.atomic():
+                key, new_key = ApiKey.create(name, created_by=request.user)
+                audit.record("api-key.created", audit.key_resource(key), {"name": key.name})
     keys = ApiKey.objects.all()
     return render(request, "events/api_keys.html", {"keys": keys, "new_key": new_key})
 
@@ -130,8 +134,10 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=key_id)
     if key.revoked is None:
-        key.revoked = timezone.now()
-        key.save(update_fields=["revoked"])
+        with transaction.atomic():
+            key.revoked = timezone.now()
+            key.save(update_fields=["revoked"])
+            audit.record("api-key.revoked", audit.key_resource(key), {"name": key.name})
         messages.success(request, f"Revoked “{key.name}”. Producers using it now get 403.")
     return redirect("api-keys")
 

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from eventfeed import audit
 from eventfeed.events.models import ApiKey
 
 
@@ -13,7 +15,9 @@ class Command(BaseCommand):
         name = name.strip()
         if not name or len(name) > 100:
             raise CommandError("Give the key a name of 1 to 100 characters.")
-        _, raw = ApiKey.create(name)
+        with transaction.atomic():
+            key, raw = ApiKey.create(name)
+            audit.record("api-key.created", audit.key_resource(key), {"name": key.name})
         # Only the key on stdout, so scripts can capture it; the reminder goes to stderr.
         self.stdout.write(raw)
         self.stderr.write(f"Created API key '{name}'. It is shown only this once; it is stored hashed.")

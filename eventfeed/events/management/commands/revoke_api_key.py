@@ -1,6 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events.models import ApiKey, hash_key
 
 
@@ -30,6 +32,8 @@ class Command(BaseCommand):
         if api_key.revoked:
             self.stdout.write(f"Key {api_key.pk} '{api_key.name}' was already revoked on {api_key.revoked:%Y-%m-%d %H:%M} UTC.")
             return
-        api_key.revoked = timezone.now()
-        api_key.save(update_fields=["revoked"])
+        with transaction.atomic():
+            api_key.revoked = timezone.now()
+            api_key.save(update_fields=["revoked"])
+            audit.record("api-key.revoked", audit.key_resource(api_key), {"name": api_key.name})
         self.stdout.write(f"Revoked key {api_key.pk} '{api_key.name}' ({api_key.hint}…).")

@@ -1,0 +1,139 @@
+"""The audit trail: every change of state is an `eventfeed.audit.*` event naming its actor, with
+what changed and never a key, password or secret."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from eventfeed.automations import actions, engine, store
+from eventfeed.events.ingest import wire as published
+from eventfeed.events.models import ApiKey, Event
+from eventfeed.events.wire import wire
+from tests.conftest import make_event, store as store_events
+
+SECRET_HEADER = "Bearer hook-secret-value"
+SECRET_URL = "https://hooks.example.com/services/T000/B000/XXXXSECRET"
+
+
+def audit(what: str) -> list[Event]:
+    return list(Event.objects.filter(event=f"eventfeed.audit.{what}").order_by("occurred"))
+
+
+def actor(event: Event) -> dict:
+    [found] = [r for r in event.related if r.get("prefect.resource.role") == "actor"]
+    return found
+
+
+def everything_said() -> str:
+    return json.dumps([wire(e) for e in Event.objects.filter(event__startswith="eventfeed.audit.")], default=str)
+
+
+def test_it_records_sign_in_failures_and_sign_out_without_the_password(client, owner):
+    owner.set_password("right-password-1")
+    owner.save()
+    client.post("/accounts/login/", {"username": owner.username, "password": "wrong-password-9"}, REMOTE_ADDR="10.1.2.3")
+    client.post("/accounts/login/", {"username": "nobody", "password": "wrong-password-9"}, REMOTE_ADDR="10.1.2.3")
+    assert client.post("/accounts/login/", {"username": owner.username, "password": "right-password-1"}).status_code == 302
+    client.post("/accounts/logout/")
+    # force_login (a test client's, a script's) came over no connection: not a sign-in to audit.
+    client.force_login(owner)
+    failed, unknown = audit("sign-in.failed")
+    assert failed.resource_id == f"eventfeed.user.{owner.pk}"
+    assert failed.payload == {"username": owner.username, "address": "10.1.2.3", "locked_out": False}
+    assert actor(failed)["prefect.resource.id"] == "eventfeed.client.10.1.2.3"
+    assert unknown.resource_id == "eventfeed.user.unknown" and unknown.payload["username"] == "nobody"
+    [signed_in] = audit("sign-in")
+    assert signed_in.resource_id == f"eventfeed.user.{owner.pk}" and actor(signed_in)["prefect.resource.id"] == signed_in.resource_id
+    assert len(audit("sign-out")) == 1
+    assert "wrong-password-9" not in everything_said() and "right-password-1" not in everything_said()
+
+
+def test_it_records_api_keys_created_and_revoked_by_a_user_without_the_key(owner_client, owner):
+    page = owner_client.post("/settings/api-keys/", {"name": "ci"}).content.decode()
+    key = ApiKey.objects.get(name="ci")
+    raw = page.split("evf_", 1)[1].split("<", 1)[0].split('"', 1)[0]
+    owner_client.post(f"/settings/api-keys/{key.pk}/revoke")
+    [created] = audit("api-key.created")
+    [revoked] = audit("api-key.revoked")
+    for event in (created, revoked):
+        assert event.resource_id == f"eventfeed.api-key.{key.pk}" and event.payload == {"name": "ci"}
+        assert actor(event) == {"prefect.resource.id": f"eventfeed.user.{owner.pk}", "prefect.resource.role": "actor",
+                                "prefect.resource.name": owner.username}
+    assert raw and raw not in everything_said() and key.hint not in everything_said()
+
+
+def test_it_records_keys_made_by_a_command_as_the_system(db, capsys):
+    call_command("create_api_key", "deploy")
+    raw = capsys.readouterr().out.strip()
+    call_command("revoke_api_key", "deploy")
+    [created] = audit("api-key.created")
+    assert actor(created)["prefect.resource.id"] == "eventfeed.system" and len(audit("api-key.revoked")) == 1
+    assert raw not in everything_said()
+
+
+def test_it_records_each_automation_change_by_the_key_that_made_it(client, auth, api_key):
+    key = ApiKey.objects.get()
+    body = {"name": "paging", "trigger": {"expect": ["acme.down"]},
+            "actions": [{"type": "call-webhook", "url": SECRET_URL, "headers": {"Authorization": SECRET_HEADER}}]}
+    created = client.post("/api/automations/", body, content_type="application/json", **auth).json()
+    url = f"/api/automations/{created['id']}"
+    assert client.put(url, {**body, "name": "paging v2"}, content_type="application/json", **auth).status_code == 204
+    assert client.patch(url, {"enabled": False}, content_type="application/json", **auth).status_code == 204
+    assert client.patch(url, {"enabled": True}, content_type="application/json", **auth).status_code == 204
+    assert client.delete(url, **auth).status_code == 204
+    names = [e.event for e in Event.objects.filter(event__startswith="eventfeed.audit.automation.").order_by("occurred")]
+    assert names == ["eventfeed.audit.automation." + w for w in ("created", "updated", "disabled", "enabled", "deleted")]
+    [created_event] = audit("automation.created")
+    assert created_event.resource_id == f"prefect.automation.{created['id']}"
+    assert actor(created_event)["prefect.resource.id"] == f"eventfeed.api-key.{key.pk}"
+    [webhook] = created_event.payload["automation"]["actions"]
+    assert webhook["url"] == "https://hooks.example.com/…" and webhook["headers"] == {"Authorization": "[redacted]"}
+    [updated] = audit("automation.updated")
+    assert updated.payload == {"changed": {"name": {"from": "paging", "to": "paging v2"}}}
+    said = everything_said()
+    assert SECRET_HEADER not in said and "XXXXSECRET" not in said and api_key not in said
+
+
+def test_it_records_automation_changes_made_on_the_pages_by_the_user(owner_client, owner):
+    a = store.save_automation(store.parse_automation({"name": "x", "trigger": {"expect": ["a"]}}))
+    owner_client.post(f"/automations/{a.id}/enabled", {})
+    owner_client.post(f"/automations/{a.id}/delete")
+    for event in audit("automation.disabled") + audit("automation.deleted"):
+        assert actor(event)["prefect.resource.id"] == f"eventfeed.user.{owner.pk}"
+    assert actor(audit("automation.created")[0])["prefect.resource.id"] == "eventfeed.system"
+
+
+def test_it_names_the_automation_whose_action_paused_another(db):
+    target = store.save_automation(store.parse_automation({"name": "target", "trigger": {"expect": ["b"]}}))
+    pauser = store.save_automation(store.parse_automation(
+        {"name": "pauser", "trigger": {"expect": ["a"]},
+         "actions": [{"type": "pause-automation", "source": "selected", "automation_id": str(target.id)}]}))
+    engine.evaluate([published(e) for e in store_events(make_event("a")).stored])
+    actions.run_due_actions()
+    [disabled] = audit("automation.disabled")
+    assert disabled.resource_id == target.resource_id
+    assert actor(disabled)["prefect.resource.id"] == pauser.resource_id
+
+
+def test_it_makes_audit_events_filterable_like_any_event(client, auth, owner_client, owner):
+    owner_client.post("/settings/api-keys/", {"name": "ci"})
+    by_owner = {"id": [f"eventfeed.user.{owner.pk}"], "role": ["actor"]}
+    body = {"filter": {"event": {"prefix": ["eventfeed.audit."]}, "related": by_owner}}
+    found = client.post("/api/events/filter", body, content_type="application/json", **auth).json()["events"]
+    assert [e["event"] for e in found] == ["eventfeed.audit.api-key.created"]
+    body["filter"]["related"] = {"id": ["eventfeed.user.0"], "role": ["actor"]}
+    assert client.post("/api/events/filter", body, content_type="application/json", **auth).json()["events"] == []
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://hooks.slack.com/services/T0/B0/secret", "https://hooks.slack.com/…"),
+    ("http://alerts.internal:8080/", "http://alerts.internal:8080"),
+    ("https://x.example/?token=abc", "https://x.example/…"),
+])
+def test_it_shows_only_the_scheme_and_host_of_a_url(url, shown):
+    from eventfeed.audit import redact_url
+
+    assert redact_url(url) == shown
