@@ -128,6 +128,31 @@ def test_it_makes_audit_events_filterable_like_any_event(client, auth, owner_cli
     assert client.post("/api/events/filter", body, content_type="application/json", **auth).json()["events"] == []
 
 
+def test_it_records_webhook_changes_without_their_secret_or_url(client, owner):
+    _, raw = ApiKey.create("alice's key", created_by=owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+    def send(method, path, body=None):
+        return getattr(client, method)(path, json.dumps(body) if body is not None else "", content_type="application/json", **auth)
+
+    made = send("post", "/api/webhooks/", {"name": "Models", "template": '{"event": "x", "resource": {"prefect.resource.id": "y"}}',
+                                           "verification": {"kind": "github", "secret": "gh-secret-1"}}).json()
+    path = f"/api/webhooks/{made['id']}"
+    assert send("patch", path, {"name": "Models v2", "verification": {"kind": "github", "secret": "gh-secret-2"}}).status_code == 204
+    assert send("patch", path, {"enabled": False}).status_code == 204
+    rotated = send("post", f"{path}/rotate").json()
+    assert send("delete", path).status_code == 204
+    names = [e.event.removeprefix("eventfeed.audit.webhook.")
+             for e in Event.objects.filter(event__startswith="eventfeed.audit.webhook.").order_by("occurred")]
+    assert names == ["created", "updated", "disabled", "rotated", "deleted"]
+    [updated] = audit("webhook.updated")
+    assert updated.resource_id == f"eventfeed.webhook.{made['id']}" and updated.payload["changed"]["name"] == {"from": "Models", "to": "Models v2"}
+    assert actor(updated)["prefect.resource.id"].startswith("eventfeed.api-key.")
+    said = everything_said()
+    for secret in ("gh-secret-1", "gh-secret-2", made["slug"], rotated["slug"]):
+        assert secret not in said
+
+
 @pytest.mark.parametrize("url, shown", [
     ("https://hooks.slack.com/services/T0/B0/secret", "https://hooks.slack.com/…"),
     ("http://alerts.internal:8080/", "http://alerts.internal:8080"),

@@ -99,6 +99,7 @@ def collection(request: HttpRequest) -> JsonResponse:
     if problems:
         return invalid(problems)
     webhook = store.save(Webhook(owner=request.api_key.created_by), fields)
+    store.audit_change("created", webhook)
     return JsonResponse(store.webhook_json(webhook), status=201)
 
 
@@ -119,6 +120,7 @@ def item(request: HttpRequest, webhook_id: str) -> HttpResponse:
     if request.method == "GET":
         return JsonResponse(store.webhook_json(webhook))
     if request.method == "DELETE":
+        store.audit_change("deleted", webhook)
         webhook.delete()
         return HttpResponse(status=204)
     data, error = read_json(request)
@@ -127,7 +129,9 @@ def item(request: HttpRequest, webhook_id: str) -> HttpResponse:
     fields, problems = parse_fields(data, partial=request.method == "PATCH", current=webhook)
     if problems:
         return invalid(problems)
+    before = store.shown(webhook)
     store.save(webhook, fields)
+    store.audit_change("updated", webhook, before)
     return HttpResponse(status=204)
 
 
@@ -137,7 +141,9 @@ def rotate(request: HttpRequest, webhook_id: str) -> JsonResponse:
     webhook = store.find(store.visible_to(api_key=request.api_key), webhook_id)
     if webhook is None:
         return api_error(404, "Webhook not found.")
-    return JsonResponse(store.webhook_json(store.rotate(webhook)))
+    store.rotate(webhook)
+    store.audit_change("rotated", webhook)
+    return JsonResponse(store.webhook_json(webhook))
 
 
 @csrf_exempt

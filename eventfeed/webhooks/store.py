@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events.emit import InvalidEvent, emit
 from eventfeed.events.ingest import ingest
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME
@@ -60,6 +61,29 @@ def webhook_json(webhook: Webhook) -> dict[str, Any]:
         "created": iso(webhook.created),
         "updated": iso(webhook.updated),
     }
+
+
+def shown(webhook: Webhook) -> dict[str, Any]:
+    """What an audit event may say about a webhook: webhook_json (no secret) without the slug,
+    which is the URL and so the key to send events."""
+    return {k: v for k, v in webhook_json(webhook).items() if k not in ("slug", "created", "updated")}
+
+
+def audit_change(what: str, webhook: Webhook, before: dict[str, Any] | None = None) -> None:
+    """eventfeed.audit.webhook.<what> by whoever makes the request (the pages and the API call it)."""
+    if what == "updated":
+        changed = audit.changes(before or {}, shown(webhook))
+        toggled = changed.pop("enabled", None)
+        if changed:
+            audit_change_event("updated", webhook, {"changed": changed})
+        if toggled:
+            audit_change_event("enabled" if webhook.enabled else "disabled", webhook, {})
+        return
+    audit_change_event(what, webhook, {"webhook": shown(webhook)} if what == "created" else {"name": webhook.name})
+
+
+def audit_change_event(what: str, webhook: Webhook, payload: dict) -> None:
+    audit.record(f"webhook.{what}", {RESOURCE_ID: webhook.resource_id, RESOURCE_NAME: webhook.name}, payload)
 
 
 def save(webhook: Webhook, fields: Mapping[str, Any]) -> Webhook:
