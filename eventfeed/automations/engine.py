@@ -345,6 +345,13 @@ def _save_state(row: TriggerState, trigger: Trigger, state: dict) -> None:
     row.save(update_fields=["state", "next_due", "updated"])
 
 
+def seconds_to_next_due(now: datetime | None = None) -> float | None:
+    """How long until the soonest deadline of an enabled automation (the ticker's sleep)."""
+    due = (TriggerState.objects.filter(next_due__isnull=False, automation__enabled=True)
+           .order_by("next_due").values_list("next_due", flat=True).first())
+    return None if due is None else (due - (now or timezone.now())).total_seconds()
+
+
 def tick(now: datetime | None = None) -> list[Firing]:
     """Close the proactive windows due by `now` (rows other processes hold are skipped)."""
     now = now or timezone.now()

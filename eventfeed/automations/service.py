@@ -36,6 +36,7 @@ CHANNEL = "automations"
 # evaluator a few seconds, not a minute.
 MEMBERSHIP_EVERY = float(settings.EVENTFEED_LIVE_CHECK_SECONDS)
 TICK_EVERY = 1.0
+MIN_TICK = 0.02
 MAX_RUNNING_ACTIONS = 16
 FORGET_EVERY = 60.0
 # The evaluator's batches (see Service._consumer): how long it gathers after a first message,
@@ -127,16 +128,25 @@ class Service:
     async def _ticker(self) -> None:
         tick = _in_thread(engine.tick)
         forget = _in_thread(engine.forget_claims)
+        until_due = _in_thread(engine.seconds_to_next_due)
         last_forget = 0.0
         while True:
+            wait = TICK_EVERY
             try:
                 await tick()
                 if self.loop.time() - last_forget > FORGET_EVERY:
                     last_forget = self.loop.time()
                     await forget(timezone.now())
+                # Wake at the next deadline rather than up to a second after it (a new window
+                # ends at least 10 s after it opens, so a second's sleep never misses one).
+                due = await until_due()
+                # Long overdue after a tick: a row another process holds, or one that fails;
+                # it is retried at the usual pace, not in a busy loop.
+                if due is not None and due > -TICK_EVERY / 2:
+                    wait = min(TICK_EVERY, max(MIN_TICK, due))
             except Exception:
                 log.exception("automations: tick failed")
-            await asyncio.sleep(TICK_EVERY)
+            await asyncio.sleep(wait)
 
     async def _actions(self) -> None:
         claim = _in_thread(actions.claim_due)
