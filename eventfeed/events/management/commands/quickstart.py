@@ -100,6 +100,10 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
 
 
 SECRET_FILE = ".quickstart-secret-key"
+# Production settings, less what needs HTTPS: plain HTTP on this machine, no redirect to HTTPS,
+# no HSTS for localhost.
+LOCAL_HTTP = {"DEBUG": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+              "SECURE_SSL_REDIRECT": "false", "SECURE_HSTS_SECONDS": "0"}
 
 
 def production_env(host: str) -> dict[str, str]:
@@ -112,14 +116,9 @@ def production_env(host: str) -> dict[str, str]:
         path.chmod(0o600)
     hosts = {"localhost", "127.0.0.1", "[::1]", host}
     return {
-        "DEBUG": "false",
+        **LOCAL_HTTP,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or path.read_text().strip(),
         "ALLOWED_HOSTS": os.environ.get("ALLOWED_HOSTS") or ",".join(sorted(hosts)),
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        # Plain HTTP on this machine: no redirect to HTTPS, no HSTS for localhost.
-        "SECURE_SSL_REDIRECT": "false",
-        "SECURE_HSTS_SECONDS": "0",
     }
 
 
