@@ -122,3 +122,41 @@ def test_it_pages_through_every_match_exactly_once(batch, f, size):
             after = (page[-1].occurred, page[-1].id)
         assert seen == expected
         transaction.set_rollback(True)
+
+
+term_values = st.sampled_from(IDS + ["r.*", "flow:r.1", "tag:*", "k=v", "k=v*", "flow:k=!v", "prefect.resource.name=w.x"])
+
+
+@st.composite
+def query_strings(draw):
+    """The feed's query string: what a URL carries, read by FeedFilterSet."""
+    params = [("event", draw(st.sampled_from(NAMES + ["a.*", "!a.b.c", "!b.*", "A.*"]))) for _ in range(draw(st.integers(0, 2)))]
+    for key in ("resource", "related", "any"):
+        params += [(key, draw(term_values)) for _ in range(draw(st.integers(0, 1)))]
+    if draw(st.booleans()):
+        params.append(("q", draw(st.sampled_from(WORDS))))
+    params.append(("since", (T0 - timedelta(minutes=1)).isoformat()))
+    return params
+
+
+@pytest.mark.django_db
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(events(), min_size=1, max_size=12, unique_by=lambda e: e["id"]), params=query_strings())
+def test_it_selects_the_same_events_for_a_query_string_in_the_database_and_in_python(batch, params):
+    from django.http import QueryDict
+
+    from eventfeed.events.filtersets import FeedFilterSet
+
+    data = QueryDict(mutable=True)
+    for key, value in params:
+        data.appendlist(key, value)
+    filterset = FeedFilterSet(data)
+    assert filterset.is_valid(), filterset.errors
+    f = filterset.event_filter()
+    clean = [validate_event(raw)[0] for raw in batch]
+    with transaction.atomic():
+        ingest(clean)
+        expected = {e.id for e in clean if f.matches(Matchable.from_wire(wire(e)))}
+        # The FilterSet's own queryset is the filter's: the front adds no condition of its own.
+        assert {e.id for e in filterset.qs} == expected
+        transaction.set_rollback(True)

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta, timezone
 from django.db import connection
 
 from eventfeed.events import partitions
-from eventfeed.events.filters import resource_rows
-from eventfeed.events.models import Event, EventResource, words_sql
+from eventfeed.events.models import Event, EventResource, resource_rows, words_sql
 from eventfeed.events.schema import search_words
 
 STATES = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Cancelled", "Retrying", "Late",

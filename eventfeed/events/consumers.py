@@ -26,7 +26,7 @@ from eventfeed import throttle
 from . import dbfaults, jsoncodec, live
 from .auth import check_key, key_from_header
 from .filters import FilterError, from_json
-from .forms import FeedForm
+from .filtersets import FeedFilterSet
 from .ingest import ingest
 from .models import IngestProblem
 from .schema import Problem, validate_event
@@ -300,7 +300,7 @@ class FeedConsumer(Consumer):
         if not isinstance(message, dict) or message.get("type") != "subscribe" or not isinstance(message.get("query", ""), str):
             await self.send_json({"type": "error", "errors": {"message": ['Expected {"type": "subscribe", "query": "…"}']}})
             return
-        form = FeedForm(QueryDict(message.get("query", "").lstrip("?")))
+        form = FeedFilterSet(QueryDict(message.get("query", "").lstrip("?")))
         if not form.is_valid():
             # The socket stays open: the page shows the error and subscribes again when fixed.
             live.hub().unsubscribe(self)

@@ -30,7 +30,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import RowNumber, Substr
 from django.db.models.lookups import Exact, IsNull, Regex, StartsWith
 
-from .models import Event, EventResource
+from .models import Event, EventResource, resource_rows
 from .problems import NUL_RULE, Problems, parse_time
 from .schema import RESOURCE_ID, RESOURCE_ROLE, query_words, search_words
 
@@ -527,23 +527,6 @@ class Matchable:
     @cached_property
     def words(self) -> list[str]:
         return sorted(search_words(self.event, self.resource, self.related, self.payload))
-
-
-def resource_rows(resource: dict, related: list[dict]):
-    """(id, role, labels) per resource, once per (id, role), as ingest stores them.
-
-    The labels leave out what the row's own columns hold: the id, and a related resource's role.
-    Most related resources carry nothing else, so their rows add nothing to the labels index.
-    """
-    rid = resource[RESOURCE_ID]
-    seen = {(rid, "")}
-    yield rid, "", {k: v for k, v in resource.items() if k != RESOURCE_ID}
-    for labels in related:
-        rid, role = labels[RESOURCE_ID], labels[RESOURCE_ROLE]
-        if (rid, role) in seen:
-            continue
-        seen.add((rid, role))
-        yield rid, role, {k: v for k, v in labels.items() if k != RESOURCE_ID and k != RESOURCE_ROLE}
 
 
 # -- building a filter from Prefect's EventFilter JSON ----------------------------------------

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-
 from django import forms
-from django.utils import timezone
 
-from .filters import RANGES, EventFilter, MAX_TEXT_QUERY, TextQuery, parse_event_terms, parse_resource_term
+from .filters import TextQuery
 from .problems import TimeRuleBroken, as_sentence, read_time
 from .wire import iso
 
@@ -63,17 +60,8 @@ def cursor_for(event) -> str:
     return f"{iso(event.occurred)}~{event.id}"
 
 
-class FeedForm(forms.Form):
-    range = forms.ChoiceField(choices=[(k, v) for k, v in RANGE_LABELS.items()], required=False)
-    since = TimeField(required=False)
-    until = TimeField(required=False)
-    event = ListField(required=False)
-    resource = ListField(required=False)
-    related = ListField(required=False)
-    any = ListField(required=False)
-    q = forms.CharField(required=False, max_length=MAX_TEXT_QUERY, strip=True)
-    before = CursorField(required=False)
-    after = CursorField(required=False)
+class FeedRules(forms.Form):
+    """The rules across the feed's query parameters; the fields are FeedFilterSet's filters."""
 
     def clean_q(self) -> str:
         query = self.cleaned_data["q"]
@@ -91,29 +79,6 @@ class FeedForm(forms.Form):
                 if "=" in term and not term.split("=", 1)[0].strip().split(":")[-1]:
                     self.add_error(name, f"“{term}” has no label name before “=”.")
         return data
-
-    def time_bounds(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
-        """Absolute from/to when given; otherwise the preset, open-ended so live events match."""
-        data = self.cleaned_data
-        if data.get("since") or data.get("until"):
-            return data.get("since"), data.get("until")
-        now = now or timezone.now()
-        return now - RANGES[data.get("range") or DEFAULT_RANGE], None
-
-    def event_filter(self, now: datetime | None = None) -> EventFilter:
-        data = self.cleaned_data
-        since, until = self.time_bounds(now)
-        conditions = []
-        for scope, name in (("resource", "resource"), ("related", "related"), ("any", "any")):
-            conditions += [parse_resource_term(term, scope) for term in data.get(name) or []]
-        return EventFilter(
-            since=since,
-            until=until,
-            resources=tuple(c for c in conditions if not c.is_empty or c.scope == "related"),
-            text=data.get("q") or "",
-            order="ASC" if data.get("after") else "DESC",
-            **parse_event_terms(data.get("event") or []),
-        )
 
 
 class RetentionOverrideForm(forms.Form):

@@ -17,8 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import dbfaults, jsoncodec, partitions
-from .filters import resource_rows
-from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, words_sql
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, resource_rows, words_sql
 from .schema import CleanEvent
 from .wire import wire
 

@@ -8,6 +8,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
 
+from .schema import RESOURCE_ID, RESOURCE_ROLE
+
 
 class PostgresOnlyIndex(models.Index):
     """An index that exists on PostgreSQL and is a no-op elsewhere.
@@ -132,6 +134,23 @@ class EventResource(models.Model):
             # Label conditions `key=value`: jsonb containment.
             PostgresOnlyGinIndex(OpClass("labels", name="jsonb_path_ops"), name="er_labels_gin"),
         ]
+
+
+def resource_rows(resource: dict, related: list[dict]):
+    """(id, role, labels) per resource, once per (id, role), as ingest stores them.
+
+    The labels leave out what the row's own columns hold: the id, and a related resource's role.
+    Most related resources carry nothing else, so their rows add nothing to the labels index.
+    """
+    rid = resource[RESOURCE_ID]
+    seen = {(rid, "")}
+    yield rid, "", {k: v for k, v in resource.items() if k != RESOURCE_ID}
+    for labels in related:
+        rid, role = labels[RESOURCE_ID], labels[RESOURCE_ROLE]
+        if (rid, role) in seen:
+            continue
+        seen.add((rid, role))
+        yield rid, role, {k: v for k, v in labels.items() if k != RESOURCE_ID and k != RESOURCE_ROLE}
 
 
 class EventCount(models.Model):

@@ -18,7 +18,8 @@ from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replic
 from . import export, queries, storage
 from .retention import Policy
 from .filters import RANGES
-from .forms import DEFAULT_RANGE, RANGE_LABELS, FeedForm, RetentionOverrideForm, cursor_for
+from .filtersets import FeedFilterSet
+from .forms import DEFAULT_RANGE, RANGE_LABELS, RetentionOverrideForm, cursor_for
 from .models import ApiKey, IngestProblem, RetentionOverride
 from .templatetags.eventfeed import event_tone
 from .wire import iso, wire
@@ -38,12 +39,12 @@ def index(request: HttpRequest) -> HttpResponse:
 @reads_from_replica(unless=lambda request: bool(request.GET.get("after")))
 def feed(request: HttpRequest) -> HttpResponse:
     """The feed page; with `?partial=rows` only the rows (load older, catch-up after reconnect)."""
-    form = FeedForm(request.GET)
+    form = FeedFilterSet(request.GET)
     partial = request.GET.get("partial") == "rows"
     if not form.is_valid():
         if partial:
             return JsonResponse({"errors": form.errors}, status=400)
-        ctx = {"form": form, "events": [], "range_labels": RANGE_LABELS}
+        ctx = {"form": form.form, "events": [], "range_labels": RANGE_LABELS}
         return render(request, "events/feed.html", ctx, status=400)
 
     f = form.event_filter()
@@ -53,7 +54,7 @@ def feed(request: HttpRequest) -> HttpResponse:
         # Catch-up after a reconnect comes oldest first; the page wants newest first.
         events.reverse()
     ctx = {
-        "form": form,
+        "form": form.form,
         "filter": f,
         "events": events,
         "more": more,
@@ -151,7 +152,7 @@ def ingest_problems(request: HttpRequest) -> HttpResponse:
     return render(request, "events/problems.html", {"problems": problems, "followed": FollowedServer.objects.all()})
 
 
-def _bounded_filter(form: FeedForm):
+def _bounded_filter(form: FeedFilterSet):
     """The form's filter with both ends of its time range set, as histograms need; a preset
     or a missing `until` ends now, a missing `since` starts the default range before `until`."""
     now = timezone.now()
@@ -170,7 +171,7 @@ def _bounded_filter(form: FeedForm):
 def feed_names(request: HttpRequest) -> JsonResponse:
     """Stored event names with their counts under the feed's filter minus its event-name part,
     grouped by namespace: the event-name picker."""
-    form = FeedForm(request.GET)
+    form = FeedFilterSet(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     # Bounded like the histogram, so that a preset range reads the event counts, not the events.
@@ -183,7 +184,7 @@ def feed_names(request: HttpRequest) -> JsonResponse:
 @reads_from_replica
 def feed_histogram(request: HttpRequest) -> JsonResponse:
     """Event counts over the feed's time range, filtered like the list, in readable buckets."""
-    form = FeedForm(request.GET)
+    form = FeedFilterSet(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     f = _bounded_filter(form)
@@ -218,7 +219,7 @@ def feed_export(request: HttpRequest) -> HttpResponse:
     fmt = request.GET.get("format", "ndjson")
     if fmt not in export.FORMATS:
         return JsonResponse({"errors": {"format": ["Use ndjson or csv."]}}, status=400)
-    form = FeedForm(request.GET)
+    form = FeedFilterSet(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     return export.response(request, replace(form.event_filter(), order="DESC"), fmt)
