@@ -11,12 +11,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from eventfeed import serving  # noqa: E402
+from eventfeed.events import live  # noqa: E402
 from eventfeed.origin import OriginCheck  # noqa: E402
 from eventfeed.events.routing import websocket_urlpatterns  # noqa: E402
 from eventfeed.automations.routing import websocket_urlpatterns as automation_websockets  # noqa: E402
 from eventfeed.automations.service import StartEvaluator  # noqa: E402
 
 serving.install()
+serving.when_serving(live.announce_start)
 
 # Every websocket route, in one list: OriginCheck guards them all (tests/test_origin.py tries each).
 websocket_routes = websocket_urlpatterns + automation_websockets

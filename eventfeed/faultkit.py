@@ -166,6 +166,8 @@ def project_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         DEBUG="false", SECRET_KEY="fault-suite-" + uuid.uuid4().hex, ALLOWED_HOSTS="127.0.0.1,localhost",
         # While the database is away a request waits this long for a connection, then gets 503.
         DATABASE_POOL_TIMEOUT="3", LOG_LEVEL="ERROR", PYTHONUNBUFFERED="1",
+        # Plain HTTP on the loopback: no redirect to https.
+        SECURE_SSL_REDIRECT="false",
     )
     env.update(extra)
     return env
@@ -328,6 +330,7 @@ class Tally:
     answers: dict = field(default_factory=dict)  # status -> count
     closes: list = field(default_factory=list)  # (code, reason) seen by subscribers
     not_json: int = 0
+    odd_answers: list = field(default_factory=list)  # (status, body) of answers that were not JSON
     resumed_seconds: float | None = None
     peak_rss: float = 0.0
     seconds: float = 0.0
@@ -374,6 +377,7 @@ class HttpProducer(threading.Thread):
                 self.tally.answers[status] = self.tally.answers.get(status, 0) + 1
                 if status and "not_json" in body:
                     self.tally.not_json += 1
+                    self.tally.odd_answers.append((status, body["not_json"]))
                 if status == 200:
                     self.tally.acknowledged.update(e["id"] for e in events)
                     break
@@ -477,7 +481,7 @@ def settle(lab: Lab, tally: Tally, prefix: str, timeout: float = 30) -> None:
 SCENARIOS: dict[str, callable] = {}
 
 
-def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, after: float = 3.0) -> Tally:
+def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, after: float = 5.0) -> Tally:
     """Produce through `door` to server 0 while a subscriber listens on server 1; `fault()` runs
     after `warm` seconds and returns when the service is back; production goes on `after` more."""
     tally = Tally(name)

@@ -158,6 +158,17 @@ def install() -> None:
     calm_collector()
 
 
+def when_serving(callback) -> None:
+    """Call `callback(loop)` on Daphne's event loop once its reactor runs (not under another
+    server, nor in a process that only imported the application)."""
+    import sys
+
+    reactor = sys.modules.get("twisted.internet.reactor")
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    if loop is not None:
+        reactor.callWhenRunning(lambda: callback(loop))
+
+
 def calm_collector() -> None:
     gc.freeze()
     gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])

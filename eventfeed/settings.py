@@ -285,6 +285,10 @@ EVENTFEED_MAX_RELATED = env_int("EVENTFEED_MAX_RELATED", 100)
 # 5,000 ordinary events is about 5 MB; one event may be 1.5 MB.
 EVENTFEED_MAX_REQUEST_BYTES = env_int("EVENTFEED_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 EVENTFEED_MAX_BATCH = env_int("EVENTFEED_MAX_BATCH", 5_000)
+# How far ahead of the server's clock an event's `occurred` may be (0: no limit). A day covers
+# any clock skew and time-zone slip; beyond it the producer's clock is wrong. Times in the past
+# are not limited: history is imported with its own times. (Prefect accepts any time.)
+EVENTFEED_MAX_FUTURE_SECONDS = env_int("EVENTFEED_MAX_FUTURE_SECONDS", 86_400)
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTFEED_MAX_REQUEST_BYTES
 # The live push coalesces the events of this many milliseconds into one frame per socket.
 EVENTFEED_LIVE_FLUSH_MS = env_int("EVENTFEED_LIVE_FLUSH_MS", 50)

@@ -9,6 +9,7 @@ refused until the window ends, even one with a right key (the guess may just hav
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -17,6 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+log = logging.getLogger(__name__)
 
 
 def _window(now: float) -> tuple[int, int]:
@@ -35,7 +38,13 @@ def key_retry_after(address: str | None) -> int | None:
     if not address:
         return None
     index, left = _window(time.time())
-    failures = cache.get(_counter(address, index), 0)
+    try:
+        failures = cache.get(_counter(address, index), 0)
+    except Exception as e:
+        # The cache (Redis) is away: keys are still checked one by one, only not throttled.
+        # Refusing every producer for it would lose events over a guard against guessing.
+        log.warning("throttle: the cache is unavailable (%s); wrong keys are not counted meanwhile", e)
+        return None
     return left if failures >= settings.EVENTFEED_API_KEY_FAILURES else None
 
 
@@ -44,12 +53,15 @@ def wrong_key(address: str | None) -> None:
         return
     index, left = _window(time.time())
     counter = _counter(address, index)
-    # add() is a no-op when the counter exists; incr() is atomic in Redis.
-    cache.add(counter, 0, timeout=left + 1)
     try:
-        cache.incr(counter)
-    except ValueError:  # expired between the two calls
-        cache.set(counter, 1, timeout=left + 1)
+        # add() is a no-op when the counter exists; incr() is atomic in Redis.
+        cache.add(counter, 0, timeout=left + 1)
+        try:
+            cache.incr(counter)
+        except ValueError:  # expired between the two calls
+            cache.set(counter, 1, timeout=left + 1)
+    except Exception as e:  # the cache is away: see key_retry_after
+        log.warning("throttle: the cache is unavailable (%s); a wrong key was not counted", e)
 
 
 def forget(address: str) -> None:

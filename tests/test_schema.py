@@ -215,3 +215,14 @@ def test_it_bounds_the_words_of_one_event():
     assert len(words) == MAX_WORDS
     assert "a" * MAX_WORD in words
     assert query_words("a" * 500) == ["a" * MAX_WORD]
+
+
+def test_it_refuses_a_time_more_than_a_day_ahead_naming_the_setting():
+    from datetime import datetime, timedelta, timezone
+
+    raw = make_event()
+    raw["occurred"] = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    [(path, rule)] = problems_of(raw)
+    assert path == "occurred" and "86,400 seconds in the future" in rule and "EVENTFEED_MAX_FUTURE_SECONDS" in rule
+    raw["occurred"] = (datetime.now(timezone.utc) + timedelta(hours=23)).isoformat()
+    assert validate_event(raw)[1] == []

@@ -397,3 +397,32 @@ def test_it_gives_the_histogram_an_exact_total_and_counts_by_severity(owner_clie
         totals = {tone: sum(b["severity"][tone] for b in body["buckets"]) for tone in ("bad", "warn", "other")}
         assert totals == {"bad": 2, "warn": 1, "other": 1}, query
         assert all(sum(b["severity"].values()) == b["count"] for b in body["buckets"])
+
+
+def test_it_catches_up_by_arrival_past_an_event_that_claims_the_future(owner_client, now):
+    # The page's newest row claims a time 20 hours ahead: a catch-up from the newest row's time
+    # would skip every real event that arrived while the page was disconnected.
+    future = make_event("t.future", occurred=now + timedelta(hours=20))
+    store(future)
+    page = owner_client.get("/events/").content.decode()
+    rendered = re.search(r'data-rendered="([^"]+)"', page).group(1)
+    gap = [make_event(f"t.gap.{i}") for i in range(3)]
+    store(*gap)
+    cursor = quote(f"{rendered}~00000000-0000-0000-0000-000000000000")
+    rows = owner_client.get(f"/events/?partial=rows&arrived={cursor}").content.decode()
+    assert all(e["id"] in rows for e in gap) and future["id"] not in rows
+    assert 'data-arrived="' in rows and "data-more" not in rows
+
+
+def test_it_pages_a_catch_up_by_arrival(owner_client, now):
+    start = quote(f"{(now - timedelta(minutes=1)).isoformat()}~00000000-0000-0000-0000-000000000000")
+    events = [make_event(f"t.page.{i}") for i in range(PAGE_SIZE + 5)]
+    for e in events:
+        store(e)
+    first = owner_client.get(f"/events/?partial=rows&arrived={start}").content.decode()
+    marker = re.search(r'data-arrived="([^"]+)" data-more', first)
+    assert marker, "the first page says where the next one starts"
+    second = owner_client.get(f"/events/?partial=rows&arrived={quote(marker.group(1))}").content.decode()
+    seen = set(re.findall(r'data-id="([0-9a-f-]{36})"', first)) | set(re.findall(r'data-id="([0-9a-f-]{36})"', second))
+    assert {e["id"] for e in events} <= seen
+    assert "data-more" not in second

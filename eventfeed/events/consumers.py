@@ -40,9 +40,9 @@ BATCH = 500
 # Daphne's queue then fills and eventfeed.serving pauses the socket, slowing the sender.
 HIGH_WATER = 2_000
 FRAME_KEEP = 10_000
-# While the database is unavailable a batch is tried again after 0.5, 1, 2, 4, 5, 5… seconds.
+# While the database is unavailable a batch is tried again after 0.5, 1, 2, 2… seconds.
 RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 5.0
+RETRY_MAX_SECONDS = 2.0
 # How long frames of a sender that has gone are kept trying for.
 GIVE_UP_SECONDS = 60
 

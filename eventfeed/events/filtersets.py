@@ -45,6 +45,8 @@ class FeedFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(max_length=MAX_TEXT_QUERY, strip=True)
     before = CursorFilter()
     after = CursorFilter()
+    # `<received>~<event id>`: the live feed's catch-up, by arrival (queries.arrived_after).
+    arrived = CursorFilter()
 
     class Meta:
         model = Event

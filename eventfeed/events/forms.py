@@ -60,6 +60,11 @@ def cursor_for(event) -> str:
     return f"{iso(event.occurred)}~{event.id}"
 
 
+def arrival_cursor_for(event) -> str:
+    """`<received>~<event id>`: where a catch-up by arrival goes on from."""
+    return f"{iso(event.received)}~{event.id}"
+
+
 class FeedRules(forms.Form):
     """The rules across the feed's query parameters; the fields are FeedFilterSet's filters."""
 

@@ -73,6 +73,8 @@ class LiveEvent(Matchable):
         return {
             "id": str(self.id),
             "occurred": self.wire["occurred"],
+            # The page's arrival cursor for its catch-up after a reconnect.
+            "received": self.wire.get("received"),
             "html": row_html(self),
         }
 
@@ -203,8 +205,11 @@ class Hub:
                 self.receive_failed = True
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") == "events.stored":
+            kind = message.get("type")
+            if kind == "events.stored":
                 self.dispatch(message["events"])
+            elif kind == "events.resync":
+                asyncio.ensure_future(self.tell_missed())
 
     def dispatch(self, wires: list[dict]) -> None:
         """Match a published batch against every subscriber; queue what matches."""
@@ -259,6 +264,20 @@ class Hub:
             await subscriber.deliver(events, frames)
         except Exception:
             log.exception("live: delivery to %r failed", subscriber)
+
+
+def announce_start(loop: asyncio.AbstractEventLoop) -> None:
+    """Called when a server process starts. It may replace one killed between committing events
+    and publishing them (publishing follows the commit): those events are stored but reached no
+    socket. Every hub of the other processes tells its subscribers to catch up from the store."""
+
+    async def send() -> None:
+        try:
+            await get_channel_layer().group_send(EVENTS_GROUP, {"type": "events.resync"})
+        except Exception as e:
+            log.warning("live: could not announce this process's start: %s", e)
+
+    loop.create_task(send())
 
 
 async def is_member(layer, group: str, channel: str) -> bool:

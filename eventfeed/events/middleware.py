@@ -14,6 +14,7 @@ from . import dbfaults
 log = logging.getLogger("django.request")
 
 API_PREFIX = "/api/"
+INTERNAL_ERROR = "Internal error: the request was not completed. Retry with the same event ids."
 
 
 def database_unavailable() -> JsonResponse:
@@ -45,7 +46,7 @@ class ApiErrorsMiddleware:
         elif status == 405:
             detail = f"{request.method} is not allowed here; use {response.get('Allow', 'another method')}."
         elif status >= 500:
-            detail = "Internal error: the request was not completed. Retry with the same event ids."
+            detail = INTERNAL_ERROR
         else:
             detail = response.reason_phrase
         json_response = JsonResponse({"detail": detail}, status=status)
@@ -65,4 +66,6 @@ class ApiErrorsMiddleware:
             log.warning("%s %s: database unavailable (%s)", request.method, request.path, exception)
             return database_unavailable()
         log.error("%s %s: internal error", request.method, request.path, exc_info=exception)
-        return None  # Django's 500, turned into JSON on the way out
+        # Answered here, not by Django's 500 page: rendering a page is one more thing that can
+        # fail while something else is already failing.
+        return JsonResponse({"detail": INTERNAL_ERROR}, status=500)

@@ -88,6 +88,9 @@ class Event(models.Model):
             # Primary-resource label conditions (`resource=key=value`) when they are rare, and
             # the read API's capped count of any label condition: jsonb containment.
             PostgresOnlyGinIndex(OpClass("resource", name="jsonb_path_ops"), name="ev_resource_gin"),
+            # The live feed's catch-up after a reconnect, by arrival (queries.arrived_after):
+            # received only grows, so each insert lands at the index's right edge.
+            models.Index("received", "id", name="ev_received_id"),
             # "What follows this event" on the event page; most events follow nothing.
             models.Index("follows", name="ev_follows", condition=Q(follows__isnull=False)),
             # Free text: `words @@ 'term':*` (a word starting with each term). A word index costs

@@ -248,6 +248,25 @@ AROUND = 10
 MAX_FOLLOWING = 20
 
 
+def arrived_after(f: EventFilter, after: tuple[datetime, uuid.UUID], limit: int) -> tuple[list[Event], bool]:
+    """Events matching the filter that arrived after the cursor `(received, id)`, in arrival
+    order, and whether there are more. A reconnecting page asks for this rather than for what
+    occurred after its newest row: an event claiming a time far ahead would sit at the top and
+    hide everything that arrived meanwhile."""
+    t, last = after
+    qs = replace(f, order="ASC").queryset().filter(Q(received__gt=t) | Q(received=t, id__gt=last)).order_by("received", "id")
+    events: list[Event] = []
+    seen: set[uuid.UUID] = set()
+    # A resource join can repeat an event (see EventFilter.queryset): read a little more.
+    for event in qs[: 2 * limit + 1]:
+        if event.id not in seen:
+            seen.add(event.id)
+            events.append(event)
+        if len(events) > limit:
+            break
+    return events[:limit], len(events) > limit
+
+
 def event_for_page(pk: uuid.UUID) -> Event | None:
     # `words` repeats the payload as a word list and is never shown.
     return Event.objects.defer("words").filter(pk=pk).first()

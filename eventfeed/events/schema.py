@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.conf import settings
@@ -218,6 +218,10 @@ def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: i
         check.fail(".occurred", "is required")
     else:
         occurred = check.time(raw["occurred"], ".occurred")
+        if occurred is not None and (ahead := settings.EVENTFEED_MAX_FUTURE_SECONDS) and occurred > datetime.now(timezone.utc) + timedelta(seconds=ahead):
+            # A producer's clock gone wrong: the event would sit at the top of every feed.
+            check.fail(".occurred", f"is more than {ahead:,} seconds in the future (EVENTFEED_MAX_FUTURE_SECONDS)")
+            occurred = None
 
     name = raw.get("event")
     if "event" not in raw:

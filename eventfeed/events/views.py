@@ -19,7 +19,7 @@ from . import export, queries, storage
 from .retention import Policy
 from .filters import RANGES
 from .filtersets import FeedFilterSet
-from .forms import DEFAULT_RANGE, RANGE_LABELS, RetentionOverrideForm, cursor_for
+from .forms import DEFAULT_RANGE, RANGE_LABELS, RetentionOverrideForm, arrival_cursor_for, cursor_for
 from .models import ApiKey, IngestProblem, RetentionOverride
 from .templatetags.eventfeed import event_tone
 from .wire import iso, wire
@@ -36,7 +36,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-@reads_from_replica(unless=lambda request: bool(request.GET.get("after")))
+@reads_from_replica(unless=lambda request: bool(request.GET.get("after") or request.GET.get("arrived")))
 def feed(request: HttpRequest) -> HttpResponse:
     """The feed page; with `?partial=rows` only the rows (load older, catch-up after reconnect)."""
     form = FeedFilterSet(request.GET)
@@ -49,7 +49,14 @@ def feed(request: HttpRequest) -> HttpResponse:
 
     f = form.event_filter()
     after = form.cleaned_data.get("after")
-    events, more = f.page(limit=PAGE_SIZE, after=form.cleaned_data.get("before") or after)
+    arrived = form.cleaned_data.get("arrived")
+    if arrived:
+        # Catch-up after a reconnect: by arrival, so that an event claiming a far-future (or
+        # far-past) time cannot hide the others that arrived meanwhile.
+        events, more = queries.arrived_after(f, arrived, PAGE_SIZE)
+        arrived_cursor = arrival_cursor_for(events[-1]) if events else ""
+    else:
+        events, more = f.page(limit=PAGE_SIZE, after=form.cleaned_data.get("before") or after)
     if after:
         # Catch-up after a reconnect comes oldest first; the page wants newest first.
         events.reverse()
@@ -58,9 +65,12 @@ def feed(request: HttpRequest) -> HttpResponse:
         "filter": f,
         "events": events,
         "more": more,
-        "next_cursor": cursor_for(events[-1]) if events and (more and not after) else "",
+        "next_cursor": cursor_for(events[-1]) if events and (more and not after and not arrived) else "",
         # Catching up after a reconnect: where the next page of newer events starts.
         "after_cursor": cursor_for(events[0]) if events and more and after else "",
+        # By arrival: the last event of this page, and whether another page follows it.
+        "arrived_cursor": arrived_cursor if arrived else "",
+        "arrived_more": bool(arrived) and more,
         "range_labels": RANGE_LABELS,
         "now": timezone.now(),
     }
