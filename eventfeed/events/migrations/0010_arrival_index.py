@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0008_retention_partitions'),
+        ('events', '0009_partition_event_counts'),
     ]
 
     operations = [
