@@ -48,20 +48,42 @@ def test_it_shows_the_firing_history_with_links(owner_client, automation):
 
 
 def test_it_prefills_a_new_automation_from_an_event(owner_client, db):
-    event = make_event("prefect.flow-run.Completed", "prefect.flow-run.abc", related=[
-        {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow", "prefect.resource.name": "etl"}])
+    # A running run: Prefect's default, this run and this event.
+    event = make_event("prefect.flow-run.Running", "prefect.flow-run.abc", related=[
+        {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow", "prefect.resource.name": "etl"}],
+        **{"prefect.resource.name": "calm-quail"})
     store_events(event)
     response = owner_client.get(f"/automations/new?event={event['id']}")
     assert response.status_code == 200
     trigger = json.loads(response.context["form"].initial["trigger"])
     assert trigger == {"type": "event", "match": {"prefect.resource.id": "prefect.flow-run.abc"}, "match_related": {},
-                       "after": [], "expect": ["prefect.flow-run.Completed"], "for_each": [], "posture": "Reactive",
+                       "after": [], "expect": ["prefect.flow-run.Running"], "for_each": [], "posture": "Reactive",
                        "threshold": 1, "within": 0}
     html = response.content.decode()
-    assert "Every resource of this kind (prefect.flow-run.*)" in html
-    assert "related to the flow etl" in html
+    assert "Only this flow run, calm-quail (prefect.flow-run.abc)" in html
+    assert "Every flow run (prefect.flow-run.*), each counted on its own" in html
+    assert "Every flow run of the flow etl" in html
     assert "Any event of this family, prefect.flow-run.*" in html
     assert "does not happen within 5 minutes (Proactive)" in html
+
+
+@pytest.mark.parametrize("state", ["Completed", "Failed", "Crashed", "Cancelled", "TimedOut"])
+def test_it_prefills_a_trigger_that_can_fire_again_from_a_finished_run(owner_client, db, state):
+    # A finished run never changes state again: the default is the same event for every run of
+    # its deployment (the flow when there is no deployment), each counted on its own.
+    related = [{"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow", "prefect.resource.name": "etl"},
+               {"prefect.resource.id": "prefect.deployment.d1", "prefect.resource.role": "deployment",
+                "prefect.resource.name": "etl/nightly"}]
+    for rel, expected in ((related, related[1]), (related[:1], related[0])):
+        event = make_event(f"prefect.flow-run.{state}", "prefect.flow-run.abc", related=rel)
+        store_events(event)
+        response = owner_client.get(f"/automations/new?event={event['id']}")
+        trigger = json.loads(response.context["form"].initial["trigger"])
+        assert trigger["match"] == {"prefect.resource.id": "prefect.flow-run.*"}
+        assert trigger["match_related"] == {k: expected[k] for k in ("prefect.resource.id", "prefect.resource.role")}
+        assert trigger["expect"] == [f"prefect.flow-run.{state}"] and trigger["for_each"] == ["prefect.resource.id"]
+        checked = f'value="related:{expected["prefect.resource.role"]}:{expected["prefect.resource.id"]}" data-set='
+        assert checked in response.content.decode()
 
 
 def test_it_creates_an_automation_from_the_form(owner_client, db):

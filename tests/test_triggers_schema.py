@@ -82,6 +82,12 @@ def test_it_raises_a_zero_proactive_window_to_10_seconds_like_prefect():
          "Fires when any one of these happen: every time an a event occurs; every time a b event occurs."),
         ({"match_related": {"prefect.resource.role": "flow", "prefect.resource.id": "prefect.flow.1"}},
          "Fires every time any event related to prefect.flow.1 (as flow) occurs."),
+        # Several names read as one event of either name, singular or plural as the verb needs.
+        ({"expect": ["x.Failed", "x.Crashed"]}, "Fires every time a x.Failed or x.Crashed event occurs."),
+        ({"expect": ["x.Failed", "x.Crashed"], "posture": "Proactive", "within": 60},
+         "Fires if no x.Failed or x.Crashed event occurs within 1 minute."),
+        ({"expect": ["x.Failed", "x.Crashed"], "threshold": 3, "within": 60},
+         "Fires when 3 x.Failed or x.Crashed events occur within 1 minute."),
     ],
 )
 def test_it_describes_a_trigger_in_one_sentence(data, sentence):
@@ -89,7 +95,7 @@ def test_it_describes_a_trigger_in_one_sentence(data, sentence):
 
 
 def test_it_prefills_prefects_default_and_offers_widenings():
-    event = make_event("prefect.flow-run.Completed", "prefect.flow-run.abc", related=[
+    event = make_event("prefect.flow-run.Running", "prefect.flow-run.abc", related=[
         {"prefect.resource.id": "prefect.flow.f1", "prefect.resource.role": "flow"},
         {"prefect.resource.id": "prefect.work-pool.k8s", "prefect.resource.role": "work-pool"},
         {"prefect.resource.id": "prefect.tag.nightly", "prefect.resource.role": "tag"},
@@ -105,10 +111,10 @@ def test_it_prefills_prefects_default_and_offers_widenings():
     assert related["for_each"] == ["prefect.resource.id"]
     assert options["names"][1]["set"] == {"expect": ["prefect.flow-run.*"]}
     absent = options["postures"][1]["set"]
-    assert absent["posture"] == "Proactive" and absent["after"] == ["prefect.flow-run.Completed"]
+    assert absent["posture"] == "Proactive" and absent["after"] == ["prefect.flow-run.Running"]
     # Every widening combined with the default is a valid trigger.
-    for group in options.values():
-        for option in group:
+    for name, group in options.items():
+        for option in group if name != "default" else ():
             parse_trigger({**default_trigger(event), **option["set"]})
 
 

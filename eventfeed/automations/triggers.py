@@ -490,19 +490,35 @@ def name_filter(trigger: EventTrigger) -> dict[str, tuple[str, ...]] | None:
 
 # -- prefilled triggers and widenings ---------------------------------------------------------
 
+# A run in one of these states is over: a trigger on "this run" could never fire again.
+TERMINAL_STATES = ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut")
+RUN_KINDS = ("prefect.flow-run.*", "prefect.task-run.*")
+
+
 def default_trigger(event: dict) -> dict:
-    """Prefect's pre-fill for "Automate" on an event: this resource, this event name."""
-    return {
-        "type": "event",
-        "match": {RESOURCE_ID: event["resource"][RESOURCE_ID]},
-        "match_related": {},
-        "after": [],
-        "expect": [event["event"]],
-        "for_each": [],
-        "posture": REACTIVE,
-        "threshold": 1,
-        "within": 0,
+    """The pre-fill for "Automate" on an event: Prefect's (this resource, this event name),
+    except from a finished run, where it is this event for every run of the same deployment (or
+    flow), which fires next time instead of never."""
+    trigger = {
+        "type": "event", "match": {}, "match_related": {}, "after": [], "expect": [], "for_each": [],
+        "posture": REACTIVE, "threshold": 1, "within": 0,
     }
+    groups = widenings(event)
+    for group in ("resources", "names", "postures"):
+        chosen = next(w for w in groups[group] if w["key"] == groups["default"][group])
+        trigger.update(chosen["set"])
+    return trigger
+
+
+def _finished_run(event: dict) -> bool:
+    kind = kind_of(event["resource"][RESOURCE_ID])
+    return kind in RUN_KINDS and event["event"].rpartition(".")[2] in TERMINAL_STATES
+
+
+def _kind_words(kind: str) -> str:
+    """`prefect.flow-run.*` → "flow run", as the sentences say it."""
+    head = kind.removesuffix(".*").rpartition(".")[2]
+    return head.replace("-", " ") if kind.endswith(".*") else kind
 
 
 def kind_of(resource_id: str) -> str:
@@ -521,13 +537,15 @@ def widenings(event: dict) -> dict[str, list[dict]]:
     kind = kind_of(rid)
     name = event["event"]
     family = kind_of(name)
+    this = event["resource"].get("prefect.resource.name")
+    words = _kind_words(kind) if kind != rid else "resource"
     resources = [
-        {"key": "exact", "sentence": f"Only this resource, {rid}",
+        {"key": "exact", "sentence": f"Only this {words}, {this} ({rid})" if this else f"Only this {words}, {rid}",
          "set": {"match": {RESOURCE_ID: rid}, "match_related": {}, "for_each": []}},
     ]
     if kind != rid:
         resources.append(
-            {"key": "kind", "sentence": f"Every resource of this kind ({kind}), each counted on its own",
+            {"key": "kind", "sentence": f"Every {words} ({kind}), each counted on its own",
              "set": {"match": {RESOURCE_ID: kind}, "match_related": {}, "for_each": [RESOURCE_ID]}}
         )
     seen = set()
@@ -540,7 +558,8 @@ def widenings(event: dict) -> dict[str, list[dict]]:
         label = related.get("prefect.resource.name") or related_id
         resources.append(
             {"key": f"related:{role}:{related_id}",
-             "sentence": f"Every {kind if kind != rid else 'resource'} related to the {role} {label}, each counted on its own",
+             "sentence": (f"Every {words} of the {role} {label}, each counted on its own" if role != "tag"
+                          else f"Every {words} tagged {label.removeprefix('prefect.tag.')}, each counted on its own"),
              "set": {"match": {RESOURCE_ID: kind}, "match_related": {RESOURCE_ID: related_id, RESOURCE_ROLE: role},
                      "for_each": [RESOURCE_ID]}}
         )
@@ -553,7 +572,15 @@ def widenings(event: dict) -> dict[str, list[dict]]:
         {"key": "absent", "sentence": f"Fire when, after {name}, it does not happen within 5 minutes (Proactive)",
          "set": {"posture": PROACTIVE, "after": [name], "within": 300}},
     ]
-    return {"resources": resources, "names": names, "postures": postures}
+    default = {"resources": "exact", "names": "name", "postures": "observe"}
+    if _finished_run(event):
+        related = [w["key"] for w in resources if w["key"].startswith("related:")]
+        for role in ("deployment", "flow"):
+            found = next((key for key in related if key.startswith(f"related:{role}:")), None)
+            if found:
+                default["resources"] = found
+                break
+    return {"resources": resources, "names": names, "postures": postures, "default": default}
 
 
 # -- a sentence -------------------------------------------------------------------------------
@@ -568,9 +595,10 @@ def _seconds(s: float) -> str:
 
 
 def _names(patterns: tuple[str, ...]) -> str:
+    """Singular, whatever the count ("a X or Y event"): _plural makes "X or Y events"."""
     if not patterns:
         return "any event"
-    return " or ".join(patterns) + (" event" if len(patterns) == 1 else " events")
+    return " or ".join(patterns) + " event"
 
 
 def _spec_text(spec: dict) -> str:

@@ -97,7 +97,9 @@ def detail_context(automation: Automation) -> dict:
 
 def _editor(request: HttpRequest, form: AutomationForm, automation: Automation | None, event: dict | None) -> HttpResponse:
     groups = widenings(event) if event else None
-    for options in (groups or {}).values():
+    for group, options in (groups or {}).items():
+        if group == "default":
+            continue
         for option in options:
             option["set_json"] = json.dumps(option["set"])
     ctx = {

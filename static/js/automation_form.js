@@ -196,7 +196,7 @@ async function check() {
   sentence.textContent = body.sentence;
   const p = body.preview;
   const span = p.range === "7d" ? "7 days" : "24 hours";
-  summary.textContent = `In the last ${span}, ${p.matched} stored event${p.matched === 1 ? "" : "s"} match; ` +
+  summary.textContent = `In the last ${span}, ${p.matched} stored event${p.matched === 1 ? " matches" : "s match"}; ` +
     `it would have fired ${p.fired} time${p.fired === 1 ? "" : "s"}` +
     (p.resolved ? ` and resolved ${p.resolved} time${p.resolved === 1 ? "" : "s"}.` : ".") +
     (p.capped ? " (Replayed over the first 200,000 candidates.)" : "");
