@@ -170,11 +170,39 @@ def test_it_answers_get_with_405(client, auth):
 
 
 def test_it_publishes_stored_events_only_after_commit(client, auth, monkeypatch):
+    from django.db import connection
+
     published = []
-    monkeypatch.setattr("eventfeed.events.ingest.publish", lambda events: published.extend(e.id for e in events))
+
+    def publish(events):
+        # What a subscriber would see at this moment: is the transaction over, and the event
+        # readable from another connection?
+        published.append(([str(e.id) for e in events], connection.in_atomic_block, committed(events[0].id)))
+
+    monkeypatch.setattr("eventfeed.events.ingest.publish", publish)
     event = make_event()
     post(client, [event, event], auth)
-    assert [str(i) for i in published] == [event["id"]]
+    assert published == [([event["id"]], False, True)]
+
+
+def committed(event_id) -> bool:
+    """Whether another connection (another process, in production) can read the event."""
+    import threading
+
+    from django.db import connections
+
+    found = []
+
+    def look():
+        try:
+            found.append(Event.objects.filter(pk=event_id).exists())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    return found == [True]
 
 
 def test_it_does_not_wait_for_a_stopped_server_loop_to_publish(monkeypatch):
