@@ -114,3 +114,17 @@ def test_it_places_a_late_event_in_time_order(signed_in_page, post):
     row(page, late).wait_for(timeout=5_000)
     ids = page.eval_on_selector_all(".row", "rows => rows.map(r => r.dataset.id)")
     assert ids.index(newer["id"]) < ids.index(late["id"]) < ids.index(older["id"])
+
+
+def test_it_catches_up_by_arrival_past_an_event_that_claims_the_future(signed_in_page, post):
+    # The newest row claims a time 20 hours ahead. A catch-up from the newest row's time missed
+    # every event of the gap; by arrival it misses none.
+    page = signed_in_page
+    post(make_event("t.future", occurred=datetime.now(timezone.utc) + timedelta(hours=20)))
+    open_feed(page)
+    page.evaluate("window.eventfeedLive.drop()")
+    page.wait_for_selector("[data-live-status][data-state=reconnecting]", timeout=5_000)
+    missed = post(*[make_event(f"t.gap.{i}") for i in range(3)])
+    page.wait_for_selector("[data-live-status][data-state=live]", timeout=15_000)
+    for event in missed:
+        row(page, event).wait_for(timeout=5_000)

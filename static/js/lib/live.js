@@ -1,8 +1,8 @@
 // The live feed. One socket per page. It subscribes with the page's filter (again after every in-place filter
 // change), inserts pushed rows in (occurred, id) order, a frame's budget at a time, and holds
 // them (a sticky "N new — show" notice) while the reader points at, focuses or selects in the
-// list, has scrolled it, or reads an older page, and after every (re)subscription fetches what it may have missed since
-// its newest row, so a reconnect leaves no gap and no duplicate.
+// list, has scrolled it, or reads an older page, and after every (re)subscription fetches what arrived since the
+// newest arrival it saw, so a reconnect leaves no gap and no duplicate.
 
 import { $, $$, appPath, socketUrl } from "./dom.js";
 import { MINUTE, renderTimes } from "./times.js";
@@ -11,7 +11,7 @@ import { setUpLoadOlder, showCount } from "./rows.js";
 import { histogram } from "./histogram.js";
 
 const MAX_ROWS = 500;          // rows kept in the DOM; older ones are trimmed (load older brings them back)
-const CATCH_UP_MARGIN = MINUTE; // late events (occurred before the newest row) within this margin are caught up
+const CATCH_UP_MARGIN = MINUTE; // a catch-up starts this long before the newest arrival seen (commits in flight)
 const CATCH_UP_PAGES = 10;
 const FRAME_BUDGET_MS = 8;      // DOM work per animation frame: a flood never freezes the page
 const FLOOD_ROWS = 25;          // more than this waiting is a flood...
@@ -164,6 +164,7 @@ export const live = {
       this.setState("live");
       this.catchUp();
     } else if (message.type === "rows" && !this.awaitingSubscription) {
+      for (const row of message.rows) this.noteArrival(row.received);
       this.receive(this.parse(message.rows.map((row) => row.html).join("")));
     } else if (message.type === "error") {
       this.setState("error");
@@ -301,14 +302,22 @@ export const live = {
     link.href = url.pathname + url.search;
   },
 
-  /** Everything after the newest row shown (less a margin for late events), page by page. */
+  /** The newest arrival (server `received` time) this list has seen: where a catch-up starts. */
+  noteArrival(received) {
+    if (!received || !this.rows) return;
+    const known = Date.parse(this.rows.dataset.arrived || this.rows.dataset.rendered || "");
+    if (!(Date.parse(received) <= known)) this.rows.dataset.arrived = received;
+  },
+
+  /** Everything that arrived since the newest arrival seen (less a margin for commits in
+   *  flight), page by page. By arrival, not by `occurred`: an event claiming a time far ahead
+   *  would otherwise hide everything that arrived meanwhile. */
   async catchUp() {
-    const newest = $(".row", this.rows || document);
-    const base = newest ? Date.parse(newest.dataset.occurred) : Date.parse(this.rows?.dataset.rendered || new Date().toISOString());
-    let cursor = `${new Date(base - CATCH_UP_MARGIN).toISOString()}~00000000-0000-0000-0000-000000000000`;
+    const seen = this.rows?.dataset.arrived || this.rows?.dataset.rendered || new Date().toISOString();
+    let cursor = `${new Date(Date.parse(seen) - CATCH_UP_MARGIN).toISOString()}~00000000-0000-0000-0000-000000000000`;
     const query = filterQuery();
     for (let page = 0; page < CATCH_UP_PAGES && cursor; page += 1) {
-      const url = `${location.pathname}?${query}${query ? "&" : ""}partial=rows&after=${encodeURIComponent(cursor)}`;
+      const url = `${location.pathname}?${query}${query ? "&" : ""}partial=rows&arrived=${encodeURIComponent(cursor)}`;
       let html;
       try {
         const response = await fetch(url, { credentials: "same-origin" });
@@ -322,7 +331,9 @@ export const live = {
       const template = document.createElement("template");
       template.innerHTML = html;
       this.receive($$(".row", template.content));
-      cursor = $(".more-marker[data-after]", template.content)?.dataset.after;
+      const marker = $(".more-marker[data-arrived]", template.content);
+      if (marker) this.noteArrival(marker.dataset.arrived.split("~")[0]);
+      cursor = marker?.hasAttribute("data-more") ? marker.dataset.arrived : null;
     }
   },
 
