@@ -75,7 +75,11 @@ class Command(BaseCommand):
         _, key = ApiKey.create("bench-ingest")
 
         port = free_port()
-        env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "false"), "SECRET_KEY": os.environ.get("SECRET_KEY", "bench"),
+        from eventfeed.events.management.commands.quickstart import LOCAL_HTTP
+
+        # Production settings over plain HTTP on loopback: without LOCAL_HTTP every request is
+        # redirected to https (SECURE_SSL_REDIRECT) and nothing is stored.
+        env = {**os.environ, **LOCAL_HTTP, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench"),
                "ALLOWED_HOSTS": "127.0.0.1,localhost"}
         # The access log goes to a file: an unread pipe would fill and stall the server.
         log = open(f"/tmp/bench_ingest_server_{port}.log", "w")

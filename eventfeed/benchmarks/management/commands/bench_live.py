@@ -229,7 +229,9 @@ class Command(BaseCommand):
         _, key = ApiKey.create("bench-live")
 
         ports = [free_port() for _ in range(options["processes"])]
-        env = {**os.environ, "DEBUG": "false", "SECRET_KEY": settings.SECRET_KEY, "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        from eventfeed.events.management.commands.quickstart import LOCAL_HTTP
+
+        env = {**os.environ, **LOCAL_HTTP, "SECRET_KEY": settings.SECRET_KEY, "ALLOWED_HOSTS": "127.0.0.1,localhost",
                "EVENTFEED_AUTOMATIONS_IN_PROCESS": "false"}
         logs = [open(f"/tmp/bench_live_server_{port}.log", "w") for port in ports]
         servers = [
