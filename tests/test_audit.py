@@ -153,6 +153,27 @@ def test_it_records_webhook_changes_without_their_secret_or_url(client, owner):
         assert secret not in said
 
 
+def test_it_records_channel_changes_without_their_credentials(client, auth, owner_client, owner):
+    from tests.test_blocks import save_slack
+
+    _, schema, response = save_slack(client, auth, url="https://hooks.slack.com/services/T0/B0/first-secret")
+    doc_id = response.json()["id"]
+    client.patch(f"/api/block_documents/{doc_id}", {"data": {"url": "https://hooks.slack.com/services/T0/B0/second-secret"}},
+                 content_type="application/json", **auth)
+    client.delete(f"/api/block_documents/{doc_id}", **auth)
+    owner_client.post("/settings/channels/", {"kind": "slack-webhook", "name": "page",
+                                              "slack-webhook__url": "https://hooks.slack.com/services/T/B/third-secret"})
+    names = [e.event.removeprefix("eventfeed.audit.block-document.")
+             for e in Event.objects.filter(event__startswith="eventfeed.audit.block-document.").order_by("occurred")]
+    assert names == ["created", "updated", "deleted", "created"]
+    [updated] = audit("block-document.updated")
+    assert updated.resource_id == f"prefect.block-document.{doc_id}"
+    assert updated.payload == {"name": "ops", "type": "slack-webhook", "changed_fields": ["url"]}
+    assert actor(audit("block-document.created")[1])["prefect.resource.id"] == f"eventfeed.user.{owner.pk}"
+    said = everything_said()
+    assert "first-secret" not in said and "second-secret" not in said and "third-secret" not in said
+
+
 @pytest.mark.parametrize("url, shown", [
     ("https://hooks.slack.com/services/T0/B0/secret", "https://hooks.slack.com/…"),
     ("http://alerts.internal:8080/", "http://alerts.internal:8080"),

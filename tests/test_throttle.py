@@ -79,3 +79,26 @@ def test_it_refuses_wrong_api_keys_from_an_address_with_429_and_retry_after(serv
         assert guesser.post("/api/events", json=event, headers={"Authorization": f"Bearer {key}"}).status_code == 429
     with client_from(server, "127.0.3.2") as producer:
         assert producer.post("/api/events", json=event, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+async def test_it_closes_a_websocket_door_to_an_address_that_guessed_too_many_keys(settings):
+    from channels.testing import WebsocketCommunicator
+
+    from eventfeed.asgi import application
+
+    settings.EVENTFEED_API_KEY_FAILURES = 2
+    throttle.forget("127.0.4.1")
+
+    async def close_reason(key: str) -> tuple[int, str]:
+        communicator = WebsocketCommunicator(application, "/api/events/out", subprotocols=["prefect"])
+        communicator.scope["client"] = ["127.0.4.1", 50000]
+        await communicator.connect()
+        await communicator.send_json_to({"type": "auth", "token": key})
+        closed = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return closed["code"], closed.get("reason", "")
+
+    assert (await close_reason("wrong-1"))[0] == 1008
+    assert (await close_reason("wrong-2"))[0] == 1008
+    code, reason = await close_reason("wrong-3")
+    assert code == 1013 and reason.startswith("Too many wrong API keys from this address: try again in ")

@@ -162,6 +162,7 @@ def documents_create(request: HttpRequest) -> JsonResponse:
                                     is_anonymous=bool(data.get("is_anonymous")))
     except store.BlockError as e:
         return _fail(e)
+    store.audit_change("created", doc)
     return JsonResponse(store.document_json(_documents().get(pk=doc.pk)), status=201)
 
 
@@ -174,11 +175,13 @@ def document_item(request: HttpRequest, document_id: str) -> HttpResponse:
     if request.method == "GET":
         return JsonResponse(store.document_json(doc))
     if request.method == "DELETE":
+        store.audit_change("deleted", doc)
         doc.delete()
         return HttpResponse(status=204)
     data, error = _object(request)
     if error:
         return error
+    before = dict(doc.data)
     if "data" in data:
         if not isinstance(data["data"], dict):
             return _fail(store.BlockError([("data", "must be an object")]))
@@ -187,6 +190,7 @@ def document_item(request: HttpRequest, document_id: str) -> HttpResponse:
     if _uuid(data.get("block_schema_id")):
         doc.block_schema = BlockSchema.objects.filter(pk=_uuid(data["block_schema_id"])).first() or doc.block_schema
     doc.save()
+    store.audit_change("updated", doc, [k for k in {*before, *doc.data} if before.get(k) != doc.data.get(k)])
     return HttpResponse(status=204)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME
 from eventfeed.events.wire import iso
 
 from .kinds import KINDS, secret_fields
@@ -98,6 +99,18 @@ def create_document(name: str, block_type: BlockType, data: dict, *, block_schem
     with transaction.atomic():
         return BlockDocument.objects.create(name=name, block_type=block_type, block_schema=block_schema,
                                             data=merge_data(None, data), is_anonymous=is_anonymous)
+
+
+def audit_change(what: str, doc: BlockDocument, changed: list[str] | None = None) -> None:
+    """eventfeed.audit.block-document.<what>: the name and type, and for an update the names of
+    the changed fields, never their values (a channel's data holds its credentials)."""
+    from eventfeed import audit
+
+    payload = {"name": doc.name, "type": doc.block_type.slug}
+    if changed is not None:
+        payload["changed_fields"] = sorted(changed)
+    audit.record(f"block-document.{what}", {RESOURCE_ID: f"prefect.block-document.{doc.id}", RESOURCE_NAME: doc.name or "(anonymous)"},
+                 payload)
 
 
 def find_document(value: Any) -> BlockDocument | None:

@@ -61,6 +61,7 @@ def channels(request: HttpRequest) -> HttpResponse:
         except store.BlockError as e:
             form.add_error("name", str(e.problems[0][1]))
         else:
+            store.audit_change("created", doc)
             messages.success(request, f"Added {doc.name}. Send it a test message to check it.")
             return redirect("channels")
     docs = BlockDocument.objects.filter(is_anonymous=False).select_related("block_type").order_by("name")
@@ -91,6 +92,7 @@ def channel_test(request: HttpRequest, document_id: str) -> HttpResponse:
 @login_required
 def channel_delete(request: HttpRequest, document_id: str) -> HttpResponse:
     doc = _channel(document_id)
+    store.audit_change("deleted", doc)
     doc.delete()
     messages.success(request, f"Deleted {doc.name}.")
     return redirect("channels")
