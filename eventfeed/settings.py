@@ -197,8 +197,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 # The cache holds the wrong-API-key counts (eventfeed/throttle.py): in Redis, all processes share them.
 if REDIS_URL:
+    # Short timeouts: a Redis that does not answer skips the count (throttle.py) within a second
+    # instead of holding the request.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "eventfeed"}}
+                          "KEY_PREFIX": "eventfeed",
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
