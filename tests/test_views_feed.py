@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
@@ -349,8 +349,10 @@ def test_it_counts_events_over_the_range_in_buckets(owner_client, now):
     assert sum(b["count"] for b in body["buckets"]) == 3
     assert max(b["count"] for b in body["buckets"]) == 2
     first, last = body["buckets"][0], body["buckets"][-1]
-    assert first["start"] <= body["since"] < first["end"]
-    assert last["start"] <= body["until"] <= last["end"]
+    # As times, not strings: "…:00Z" sorts after "…:00.67Z" as text.
+    at = datetime.fromisoformat
+    assert at(first["start"]) <= at(body["since"]) < at(first["end"])
+    assert at(last["start"]) <= at(body["until"]) <= at(last["end"])
     assert body["since"].endswith("Z") and body["until"].endswith("Z")
 
 

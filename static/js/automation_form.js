@@ -2,6 +2,8 @@
 // change is checked by the server (errors name the JSON path), which also returns the
 // one-sentence description and the preview over the stored events.
 
+import { renderTimes } from "./lib/times.js";
+
 const form = document.getElementById("automation-form");
 const textarea = document.getElementById("id_trigger");
 const actionsArea = document.getElementById("id_actions");
@@ -162,12 +164,13 @@ function schedule() {
   timer = setTimeout(check, 250);
 }
 
-function time(iso) {
-  return new Date(iso).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-}
-
 async function check() {
-  if (!trigger) return;
+  if (!trigger) {
+    // Nothing to check until the JSON reads: say so rather than "Checking…" for ever.
+    summary.textContent = "Fix the trigger to see a preview.";
+    firingsList.innerHTML = "";
+    return;
+  }
   const mine = ++seq;
   preview.setAttribute("aria-busy", "true");
   let body;
@@ -207,7 +210,8 @@ async function check() {
     li.className = `au-tl au-tl-${f.kind}`;
     const when = document.createElement("time");
     when.dateTime = f.at;
-    when.textContent = time(f.at);
+    when.dataset.abs = "";
+    when.textContent = f.at;
     const kind = document.createElement("span");
     kind.className = `au-badge au-badge-${f.kind}`;
     kind.textContent = f.kind;
@@ -227,6 +231,7 @@ async function check() {
     }
     firingsList.append(li);
   }
+  renderTimes(firingsList); // in the zone the top bar's switch shows, as everywhere
 }
 
 range.addEventListener("change", check);

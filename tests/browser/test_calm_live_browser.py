@@ -28,12 +28,12 @@ def test_it_holds_new_rows_while_the_pointer_is_on_the_list(open_page, look, pos
         first.locator(".name").focus()  # a phone has no pointer: focus holds too
     before = first.bounding_box()
     events = post(make_event("t.held.1"), make_event("t.held.2"))
-    page.locator("[data-new-events]", has_text="2 new — show").wait_for(timeout=5_000)
+    page.locator("[data-new-events]", has_text="2 new — show").wait_for(timeout=15_000)
     assert row(page, events[0]).count() == 0
     assert page.locator(".row").first.bounding_box() == before  # nothing moved under the pointer
     page.click("[data-new-events]")
     for event in events:
-        row(page, event).wait_for(timeout=3_000)
+        row(page, event).wait_for(timeout=10_000)
     # Focus lands on the newest row, not on <body>.
     assert page.evaluate("document.activeElement.closest('.row') !== null")
 
@@ -44,9 +44,9 @@ def test_it_lets_held_rows_in_when_the_pointer_leaves(open_page, post):
     open_feed(page)
     page.locator(".row").first.hover()
     [event] = post(make_event("t.after-leave"))
-    page.locator("[data-new-events]", has_text="1 new — show").wait_for(timeout=5_000)
+    page.locator("[data-new-events]", has_text="1 new — show").wait_for(timeout=15_000)
     page.mouse.move(5, 5)
-    row(page, event).wait_for(timeout=3_000)
+    row(page, event).wait_for(timeout=10_000)
     assert page.locator("[data-new-events]").is_hidden()
 
 
@@ -58,7 +58,7 @@ def test_it_keeps_the_new_rows_notice_in_view_while_scrolled(open_page, look, po
     page.wait_for_function("scrollY > 1000")
     [event] = post(make_event("t.while-scrolled"))
     notice = page.locator("[data-new-events]", has_text="1 new — show")
-    notice.wait_for(timeout=5_000)
+    notice.wait_for(timeout=15_000)
     box = notice.bounding_box()
     assert 52 <= box["y"] and box["y"] + box["height"] <= look["height"]
     assert row(page, event).count() == 0
