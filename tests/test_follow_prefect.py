@@ -222,7 +222,9 @@ def test_it_pages_through_the_filter_api_beyond_the_sockets_reach(prefect_server
 
 
 def test_it_reconnects_after_the_prefect_server_restarts(prefect_server, tmp_path):
-    follower = Running(Follower(prefect_server.url))
+    # A restarted Prefect server may take the subscription before its event stream runs, and then
+    # feed it nothing: the follower's audit notices the missing events and reconnects.
+    follower = Running(Follower(prefect_server.url, audit_every=5))
     try:
         wait_until(lambda: connected(prefect_server.url), what="the follower to connect")
         prefect_server.stop()

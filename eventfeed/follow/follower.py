@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -26,7 +27,7 @@ from websockets.typing import Subprotocol
 
 from eventfeed.events.emit import emit
 from eventfeed.events.ingest import ingest
-from eventfeed.events.models import IngestProblem
+from eventfeed.events.models import Event, IngestProblem
 from eventfeed.events.wire import iso
 from eventfeed.events.schema import RESOURCE_ID, validate_event
 
@@ -41,6 +42,12 @@ SOCKET_REACH = timedelta(minutes=14)
 # Prefect's subscriber asks for events until a year ahead: without an `until` its server sends
 # only the backfill (PREFECT-COMPAT 1.3).
 UNTIL_AHEAD = timedelta(days=365)
+# While connected, this often the follower asks the server's REST API for its newest event (from
+# AUDIT_SETTLE seconds ago, so that the stream has had time to bring it): a socket the server
+# stopped feeding (it was restarted under the follower, a proxy dropped the subscription) sends no
+# error, and an event the stream never brought means reconnecting, which backfills.
+AUDIT_EVERY = 30.0
+AUDIT_SETTLE = timedelta(seconds=10)
 # Seconds between reconnection attempts, the last repeated.
 RETRY = (1, 2, 3, 5, 10)
 BATCH = 500
@@ -93,9 +100,9 @@ def server_row(url: str) -> FollowedServer:
     return FollowedServer.objects.get_or_create(url=url)[0]
 
 
-def store(url: str, raws: list[dict]) -> int:
+def store(url: str, raws: list[dict]) -> tuple[int, list]:
     """Validate and store events as the server sent them; move the position. Returns how many
-    were new. An event Eventfeed refuses is kept on the Ingest problems page."""
+    were new and the ids refused (kept on the Ingest problems page)."""
     clean, bad = [], []
     for raw in raws:
         event, problems = validate_event(raw)
@@ -106,8 +113,10 @@ def store(url: str, raws: list[dict]) -> int:
             clean.append((event, raw.get("received")))
     if bad:
         IngestProblem.objects.bulk_create(bad)
+    kept = {str(event.id) for event, _ in clean}
+    refused = [raw.get("id") for raw in raws if raw.get("id") not in kept]
     if not clean:
-        return 0
+        return 0, refused
     result = ingest([event for event, _ in clean])
     newest, received = max(clean, key=lambda pair: pair[0].occurred)
     now = timezone.now()
@@ -125,13 +134,20 @@ def store(url: str, raws: list[dict]) -> int:
     server.lag_seconds = lag
     server.save(update_fields=["position", "last_event_id", "last_event_at", "lag_seconds", "updated"])
     FollowedServer.objects.filter(pk=server.pk).update(events_stored=F("events_stored") + result.new)
-    return result.new
+    return result.new, refused
 
 
 def emit_state(url: str, what: str, payload: dict) -> None:
     """The follower's state as an event in the feed (`eventfeed.follow.connected`, …)."""
     emit(f"eventfeed.follow.{what}", {RESOURCE_ID: f"eventfeed.prefect-server.{url}", "prefect.resource.name": url},
          payload=payload)
+
+
+def is_stored(event_id) -> bool:
+    try:
+        return Event.objects.filter(pk=uuid.UUID(str(event_id))).exists()
+    except ValueError:
+        return True  # not an id Eventfeed would have stored: nothing to wait for
 
 
 def set_connected(url: str, connected: bool, error: str = "") -> None:
@@ -153,11 +169,13 @@ def _db(fn):
 
 class Follower:
     def __init__(self, url: str, credentials: Credentials = Credentials(), *, rest_after: timedelta = SOCKET_REACH,
-                 first_since: datetime | None = None):
+                 first_since: datetime | None = None, audit_every: float = AUDIT_EVERY):
         self.base = api_base(url)
         self.credentials = credentials
         self.rest_after = rest_after
         self.first_since = first_since
+        self.audit_every = audit_every
+        self.refused: set = set()
 
     async def run(self) -> None:
         """Follow until cancelled, reconnecting after any failure."""
@@ -200,7 +218,33 @@ class Follower:
                                       "filter": {"occurred": {"since": iso(since), "until": iso(until)}}}))
             await _db(set_connected)(self.base, True)
             await _db(emit_state)(self.base, "connected", {"since": iso(since)})
-            await self.stream(ws)
+            tasks = [asyncio.ensure_future(self.stream(ws)), asyncio.ensure_future(self.audit())]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                task.result()
+
+    async def store(self, raws: list[dict]) -> None:
+        _, refused = await _db(store)(self.base, raws)
+        self.refused = (self.refused | set(refused)) if len(self.refused) < 1000 else set(refused)
+
+    async def audit(self) -> None:
+        async with httpx.AsyncClient(headers=self.credentials.headers(), timeout=30) as client:
+            while True:
+                await asyncio.sleep(self.audit_every)
+                until = timezone.now() - AUDIT_SETTLE
+                body = {"filter": {"occurred": {"since": iso(until - SOCKET_REACH), "until": iso(until)}, "order": "DESC"},
+                        "limit": 1}
+                response = await client.post(f"{self.base}/events/filter", json=body)
+                if response.status_code != 200:
+                    raise FollowError(f"{response.request.url} answered {response.status_code}: {response.text[:300]}")
+                newest = (response.json().get("events") or [None])[0]
+                if newest is not None and newest.get("id") not in self.refused and not await _db(is_stored)(newest.get("id")):
+                    raise FollowError(f"the live stream never brought event {newest.get('id')}; reconnecting to backfill")
 
     async def stream(self, ws) -> None:
         loop = asyncio.get_running_loop()
@@ -218,7 +262,7 @@ class Follower:
                 if message.get("type") != "event":
                     raise FollowError(f"unexpected message from the server: {text[:300]}")
                 raws.append(message["event"])
-            await _db(store)(self.base, raws)
+            await self.store(raws)
 
     async def backfill(self, position: datetime) -> int:
         """Page through /events/filter from a minute before the position to now, oldest first."""
@@ -231,7 +275,7 @@ class Follower:
                 if response.status_code != 200:
                     raise FollowError(f"{response.request.url} answered {response.status_code}: {response.text[:300]}")
                 page = response.json()
-                await _db(store)(self.base, page.get("events") or [])
+                await self.store(page.get("events") or [])
                 count += len(page.get("events") or [])
                 pages += 1
                 if not page.get("next_page"):
