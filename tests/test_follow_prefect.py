@@ -148,8 +148,13 @@ class Running:
         while self.task is None:
             time.sleep(0.01)
         self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
+        self.thread.join(timeout=60)
+        if self.thread.is_alive():
+            import io
+
+            stack = io.StringIO()
+            self.task.print_stack(file=stack)
+            raise AssertionError(f"the follower did not stop within 60 s:\n{stack.getvalue()}")
 
 
 # Generous: the machine these run on is shared and often loaded.
