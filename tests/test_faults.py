@@ -1,4 +1,4 @@
-"""The fault suite: a private PostgreSQL and Redis (eventfeed/faultkit.py) stopped, flushed and
+"""The fault suite: a private PostgreSQL and Redis (eventfeed/benchmarks/faultkit.py) stopped, flushed and
 killed, and Daphne killed with -9, while producers send over HTTP and /api/events/in (SDK-style
 checkpoints) and an SDK-style /api/events/out subscriber listens on another process. Every
 case counts what was acknowledged, stored, duplicated and delivered live.
@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from eventfeed import faultkit
+from eventfeed.benchmarks import faultkit
 
 pytestmark = [
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="runs in the PostgreSQL + Redis pass of python -m tests"),

@@ -2,7 +2,7 @@
 
     python manage.py bench_faults [--outage 10] [--rss-events 1000000] [--rss-subscribers 100]
 
-Starts its own PostgreSQL cluster and Redis on free ports (eventfeed/faultkit.py: nothing
+Starts its own PostgreSQL cluster and Redis on free ports (eventfeed/benchmarks/faultkit.py: nothing
 shared is touched, DATABASE_URL and REDIS_URL are ignored) and two Daphne processes; stops
 PostgreSQL, kills Daphne with -9, flushes and restarts Redis while producers send over HTTP and
 /api/events/in (SDK-style checkpoints) and an SDK-style /api/events/out subscriber listens on the
@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from eventfeed import faultkit
+from eventfeed.benchmarks import faultkit
 
 
 class Command(BaseCommand):
