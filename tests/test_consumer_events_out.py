@@ -53,7 +53,8 @@ async def test_it_backfills_oldest_first_then_streams_live_events(api_key, now):
     )
     communicator = await subscriber(api_key, {"event": {"prefix": ["t."]}})
     try:
-        assert await names(communicator, 2) == ["t.old.1", "t.old.2"]
+        # By occurred within the backfill window, then what arrived within it with an older time.
+        assert await names(communicator, 3) == ["t.old.1", "t.old.2", "t.ancient"]
         await database_sync_to_async(store)(make_event("t.live"))
         assert await names(communicator, 1) == ["t.live"]
     finally:
@@ -183,5 +184,19 @@ async def test_it_closes_with_a_reason_when_the_hub_may_have_missed_events(api_k
         assert output["type"] == "websocket.close" and output["code"] == 1013
         assert "reconnect and backfill" in output["reason"]
         assert not live.hub().subscribers
+    finally:
+        await communicator.disconnect()
+
+
+async def test_it_backfills_an_event_that_arrived_late_with_an_old_time(api_key, now):
+    # The SDK reconnects asking for events since its last one; an event stamped an hour before
+    # that, which arrived during the gap, is sent too.
+    old = make_event("t.late.old", occurred=now - timedelta(hours=3))
+    recent = make_event("t.late.recent", occurred=now - timedelta(minutes=1))
+    await database_sync_to_async(store)(old, recent)
+    since = (now - timedelta(minutes=30)).isoformat()
+    communicator = await subscriber(api_key, {"event": {"prefix": ["t.late."]}, "occurred": {"since": since}})
+    try:
+        assert sorted(await names(communicator, 2)) == ["t.late.old", "t.late.recent"]
     finally:
         await communicator.disconnect()

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 from functools import cached_property
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from eventfeed import throttle
 
-from . import dbfaults, jsoncodec, live
+from . import dbfaults, jsoncodec, live, queries
 from .auth import check_key, key_from_header
 from .filters import FilterError, from_json
 from .filtersets import FeedFilterSet
@@ -385,11 +386,29 @@ class EventsOutConsumer(Consumer):
             if not more:
                 break
             after = (page[-1].occurred, page[-1].id)
+        if not f.distinct:
+            await self.send_arrived_earlier(f, since)
         held, self.held = self.held, None
         await self.deliver(held)
         # An event the last backfill page read may still be in the hub's next flush: keep
         # skipping backfilled ids a little longer than a flush takes.
         asyncio.get_running_loop().call_later(BACKFILL_OVERLAP_SECONDS, self.backfilled.clear)
+
+    async def send_arrived_earlier(self, f, since) -> None:
+        """The backfill's second half: events that arrived since `since` but claim an earlier
+        time. The SDK asks by `occurred` from its last event; an event stamped in the past that
+        arrived during the gap would otherwise never reach it."""
+        late = replace(f, since=None)
+        cursor = (since, uuid.UUID(int=0))
+        while True:
+            page, more = await database_sync_to_async(queries.arrived_after)(late, cursor, BACKFILL_PAGE)
+            for event in page:
+                if event.occurred < since and event.id not in self.backfilled:
+                    self.backfilled.add(event.id)
+                    await self.send(json.dumps({"type": "event", "event": wire(event)}))
+            if not more:
+                return
+            cursor = (page[-1].received, page[-1].id)
 
     async def deliver(self, events: list[live.LiveEvent], frames: live.Frames | None = None) -> None:
         if self.held is not None:
