@@ -185,9 +185,13 @@ export const live = {
   receive(rows) {
     if (!rows.length || !this.rows) return;
     const paused = this.paused;
+    // Rows older than the last one shown belong to the pages "load older" brings (as in
+    // insert()): a catch-up by arrival also returns rows stored just before the page was drawn.
+    const shown = $$(".row", this.rows);
+    const floor = $("[data-load-older]") && shown.length ? keyOf(shown[shown.length - 1]) : "";
     for (const row of rows) {
       const id = row.dataset.id;
-      if (this.known(id)) continue;
+      if (this.known(id) || keyOf(row) < floor) continue;
       histogram.add(new Date(row.dataset.occurred), $(".name", row)?.dataset.tone);
       (paused ? this.held : this.queue).set(id, row);
     }
