@@ -33,7 +33,7 @@ from django.core.management.base import CommandError
 
 from eventfeed.benchmarks.processes import free_port, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
