@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from channels.layers import get_channel_layer
 
 from eventfeed.events import live
-from eventfeed.events.filters import from_json
+from eventfeed.events.filter_parsers import from_json
 from eventfeed.events.ingest import EVENTS_GROUP
 from eventfeed.events.wire import wire
 from eventfeed.events.schema import validate_event

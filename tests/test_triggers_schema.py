@@ -13,7 +13,8 @@ from eventfeed.automations.triggers import (
     parse_trigger,
     widenings,
 )
-from eventfeed.events.filters import Matchable, glob_match
+from eventfeed.events.filters import Matchable
+from eventfeed.events.patterns import glob_match
 from tests.conftest import make_event
 
 

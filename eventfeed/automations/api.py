@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
-from eventfeed.events.filters import JsonReader
+from eventfeed.events.filter_parsers import JsonReader
 
 from . import store
 from .models import Automation

@@ -10,7 +10,8 @@ from django.views.decorators.http import require_POST
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
 
-from eventfeed.events.filters import FilterError, from_json
+from eventfeed.events.filter_parsers import from_json
+from eventfeed.events.filters import FilterError
 
 from . import debugging
 from .models import Automation

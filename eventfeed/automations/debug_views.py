@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from eventfeed.events.filters import FilterError, from_json
+from eventfeed.events.filter_parsers import from_json
+from eventfeed.events.filters import FilterError
 
 from . import debugging, records
 from .models import Automation

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.db import connection, transaction
 from django.utils import timezone
 
-from eventfeed.events.filters import Matchable, _kind, glob_match
+from eventfeed.events.filters import Matchable
+from eventfeed.events.patterns import _kind, glob_match
 from eventfeed.events.emit import InvalidEvent, emit_all, internal_event
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored

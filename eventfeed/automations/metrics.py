@@ -258,7 +258,8 @@ def state_view(t: MetricTrigger, state: dict) -> dict:
 
 def _filter(t: MetricTrigger, since, until, names: tuple[str, ...] = ()) -> EventFilter:
     from .triggers import _labels
-    from eventfeed.events.filters import ResourceCondition, _kind
+    from eventfeed.events.filters import ResourceCondition
+    from eventfeed.events.patterns import _kind
 
     conditions = []
     if t.match:

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed import audit
-from eventfeed.events.filters import glob_match
+from eventfeed.events.patterns import glob_match
 from eventfeed.events.emit import emit
 from eventfeed.events.schema import RESOURCE_ID
 from eventfeed.events.wire import iso

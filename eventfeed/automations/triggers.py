@@ -22,9 +22,8 @@ from eventfeed.events.filters import (
     LabelCondition,
     Matchable,
     ResourceCondition,
-    _kind,
-    glob_regex,
 )
+from eventfeed.events.patterns import _kind, glob_regex
 from eventfeed.events.problems import NUL_RULE, Problems
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 

@@ -19,7 +19,8 @@ from . import cloudevents, export, jsoncodec, queries
 from eventfeed.dbrouter import reads_from_replica
 
 from .auth import api_error, api_key_required
-from .filters import EventFilter, FilterError, from_json
+from .filter_parsers import from_json
+from .filters import EventFilter, FilterError
 from .ingest import ingest
 from .schema import validate_batch, validate_event
 from .problems import read_time

@@ -26,7 +26,8 @@ from eventfeed import throttle
 
 from . import dbfaults, jsoncodec, live, queries
 from .auth import check_key, key_from_header
-from .filters import FilterError, from_json
+from .filter_parsers import from_json
+from .filters import FilterError
 from .filtersets import FeedFilterSet
 from .ingest import ingest
 from .models import IngestProblem

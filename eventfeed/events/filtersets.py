@@ -15,7 +15,8 @@ from datetime import datetime
 import django_filters
 from django.utils import timezone
 
-from .filters import RANGES, MAX_TEXT_QUERY, EventFilter, parse_event_terms, parse_resource_term
+from .filter_parsers import RANGES, parse_event_terms, parse_resource_term
+from .filters import MAX_TEXT_QUERY, EventFilter
 from .forms import DEFAULT_RANGE, RANGE_LABELS, CursorField, FeedRules, ListField, TimeField
 from .models import Event
 

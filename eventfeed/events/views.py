@@ -17,7 +17,7 @@ from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replic
 
 from . import export, queries, storage
 from .retention import Policy
-from .filters import RANGES
+from .filter_parsers import RANGES
 from .filtersets import FeedFilterSet
 from .forms import DEFAULT_RANGE, RANGE_LABELS, RetentionOverrideForm, arrival_cursor_for, cursor_for
 from .models import ApiKey, IngestProblem, RetentionOverride

@@ -4,7 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from eventfeed.events import export, jsoncodec
-from eventfeed.events.filters import FilterError, from_json
+from eventfeed.events.filter_parsers import from_json
+from eventfeed.events.filters import FilterError
 
 
 class Command(BaseCommand):

@@ -1,0 +1,271 @@
+"""The filter's database back end: an EventFilter as a queryset (feed pages, the read API,
+backfills, counts, replays), with the same meaning as its `matches()` in Python.
+
+`EventFilter` gets these methods from `FilterSQL`; `tests/test_filters_property.py` checks that
+the two back ends select the same events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Iterable
+
+from django.db import connection
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, Value, Window
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import RowNumber, Substr
+from django.db.models.lookups import Exact, IsNull, Regex, StartsWith
+
+from .models import Event, EventResource
+from .patterns import _kind, glob_regex
+from .schema import RESOURCE_ID, RESOURCE_ROLE
+
+if TYPE_CHECKING:
+    from .filters import LabelCondition, ResourceCondition, TextQuery  # noqa: F401 (annotations)
+
+Term = tuple[str, ...]
+
+
+class FilterSQL:
+    """The database half of EventFilter (which defines the fields these read)."""
+
+    def _driver(self, vendor: str) -> ResourceCondition | None:
+        """A related/any condition with exact ids, which can drive the query from the resources
+        index (newest events of those resources, in order). Prefixes cannot: their range spans
+        many resources and would need a sort of every match. SQLite plans the EXISTS form well
+        enough at laptop scale."""
+        if vendor != "postgresql" or self.distinct:
+            return None
+        for condition in self.resources:
+            if condition.scope != "resource" and condition.ids:
+                return condition
+        return None
+
+    def queryset(self, *, after: tuple[datetime, uuid.UUID] | None = None):
+        """Events matching the filter, in filter order, with the keyset cursor applied.
+
+        With an exact or prefix resource condition, the query joins the resources table and
+        orders by its copy of `occurred`, so the newest events of a resource are an index range
+        scan. Such a join can repeat an event (an id prefix matching two of its tags): `page()`
+        removes the repeats.
+        """
+        vendor = connection.vendor
+        driver = self._driver(vendor)
+        cond = Q()
+        if driver is not None:
+            occurred, pk, name = "resources__occurred", "resources__event_id", "resources__event_name"
+            # Everything on the joined row goes into one filter() call, so Django uses one join.
+            cond &= _row_q(replace(driver, labels=()), vendor, "resources__")
+        else:
+            occurred, pk, name = "occurred", "id", "event"
+
+        if self.since is not None:
+            cond &= Q(**{f"{occurred}__gte": self.since})
+        if self.until is not None:
+            cond &= Q(**{f"{occurred}__lte": self.until})
+        if self.ids:
+            cond &= Q(id__in=self.ids)
+        # Exclusions stay on the events table: negated across the join they would become
+        # subqueries.
+        cond &= self.names_q(vendor, include=name, exclude="event")
+        for condition in self.resources:
+            if condition is driver and not condition.labels:
+                continue
+            if condition.scope == "resource":
+                # The primary resource is on the events row itself: no join, and the planner
+                # can choose between the newest-first scan and the resource_id index.
+                cond &= _primary_q(condition, vendor)
+                continue
+            cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
+        if self.text:
+            cond &= text_q(self.text_query, "words", vendor)
+        if after is not None:
+            t, last = after
+            if self.order == "ASC":
+                cond &= Q(**{f"{occurred}__gte": t}) & (Q(**{f"{occurred}__gt": t}) | Q(**{f"{pk}__gt": last}))
+            else:
+                cond &= Q(**{f"{occurred}__lte": t}) & (Q(**{f"{occurred}__lt": t}) | Q(**{f"{pk}__lt": last}))
+        # `words` is for the index only; read back, it would be split into a list on every row.
+        qs = Event.objects.defer("words").filter(cond)
+        if self.distinct:
+            newest = Window(RowNumber(), partition_by=[F("resource_id")], order_by=[F("occurred").desc(), F("id").desc()])
+            qs = qs.annotate(_nth=newest).filter(_nth=1)
+        if self.order == "ASC":
+            return qs.order_by(occurred, pk)
+        return qs.order_by(f"-{occurred}", f"-{pk}")
+
+    def names_q(self, vendor: str, include: str = "event", exclude: str = "event") -> Q:
+        """The event-name part of the filter on the given fields (the event counts use it too)."""
+        q = Q()
+        if self.names or self.prefixes:
+            exact = [Q(**{f"{include}__in": self.names})] if self.names else []
+            q &= any_q(exact + [_startswith(include, p, vendor) for p in self.prefixes])
+        if self.exclude_names:
+            q &= ~Q(**{f"{exclude}__in": self.exclude_names})
+        for prefix in self.exclude_prefixes:
+            q &= ~_startswith(exclude, prefix, vendor)
+        return q
+
+    @property
+    def names_only(self) -> bool:
+        """Nothing but time and event names: the event counts can answer it."""
+        return not (self.resources or self.text or self.ids or self.distinct)
+
+    def page(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None = None) -> tuple[list[Event], bool]:
+        """Up to `limit` events after the cursor, and whether there are more."""
+        events: list[Event] = []
+        seen: set[uuid.UUID] = set()
+        cursor = after
+        while True:
+            want = limit + 1 - len(events)
+            batch = list(self.queryset(after=cursor)[:want])
+            for event in batch:
+                if event.id not in seen:
+                    seen.add(event.id)
+                    events.append(event)
+            if len(batch) < want or len(events) > limit:
+                break
+            cursor = (batch[-1].occurred, batch[-1].id)
+        return events[:limit], len(events) > limit
+
+    def count_queryset(self):
+        """Matching events for aggregation (histograms, count-by): no order, no cursor."""
+        return self.queryset().order_by()
+
+
+def any_q(parts: Iterable[Q]) -> Q:
+    """OR of the parts; an empty list matches nothing."""
+    out = None
+    for part in parts:
+        out = part if out is None else out | part
+    return out if out is not None else Q(pk__in=[])
+
+
+def _startswith(field_name: str, prefix: str, vendor: str) -> Q:
+    # SQLite's LIKE ignores ASCII case; comparing a leading substring keeps it exact, as in
+    # Python and PostgreSQL (where LIKE 'p%' uses the pattern-ops index).
+    if vendor == "sqlite":
+        return Q(Exact(Substr(F(field_name), 1, len(prefix)), prefix))
+    return Q(**{f"{field_name}__startswith": prefix})
+
+
+def _pattern_q(expr, pattern: str, vendor: str) -> Q:
+    kind = _kind(pattern)
+    if kind == "exact":
+        return Q(Exact(expr, pattern))
+    if kind == "prefix":
+        prefix = pattern[:-1]
+        if vendor == "sqlite":
+            return Q(Exact(Substr(expr, 1, len(prefix)), prefix))
+        return Q(StartsWith(expr, prefix))
+    return Q(Regex(expr, glob_regex(pattern)))
+
+
+def _label_q(label: LabelCondition, vendor: str, prefix: str, labels_field: str = "labels") -> Q:
+    if label.key == RESOURCE_ROLE and labels_field == "labels":
+        # A related resource's role is its row's `role`; the primary row's role is "", and a
+        # primary resource that carries a role label has it among its labels.
+        role = F(f"{prefix}role")
+        in_labels = KeyTextTransform(RESOURCE_ROLE, f"{prefix}labels")
+        return (Q(**{f"{prefix}role__gt": ""}) & _value_q(role, label, vendor)) | (
+            Q(**{f"{prefix}role": ""}) & _value_q(in_labels, label, vendor)
+        )
+    if label.key == RESOURCE_ID:
+        expr = F(f"{prefix}resource_id")
+    else:
+        expr = KeyTextTransform(label.key, f"{prefix}{labels_field}")
+        # A plain `key=value` on PostgreSQL: jsonb containment (served by the GIN index on
+        # resource rows).
+        if vendor == "postgresql" and label.patterns == label.positive and len(label.positive) == 1:
+            if _kind(label.positive[0]) == "exact":
+                return Q(**{f"{prefix}{labels_field}__contains": {label.key: label.positive[0]}})
+    return _value_q(expr, label, vendor)
+
+
+def _value_q(expr, label: LabelCondition, vendor: str) -> Q:
+    """The label's value (`expr`, NULL when the label is missing) matches its patterns."""
+    q = Q(IsNull(expr, False))
+    if label.positive:
+        q &= any_q(_pattern_q(expr, p, vendor) for p in label.positive)
+    for pattern in label.negative:
+        q &= ~_pattern_q(expr, pattern, vendor)
+    return q
+
+
+def _primary_q(condition: ResourceCondition, vendor: str) -> Q:
+    """A primary-resource condition on the events table (`resource_id`, `resource` labels)."""
+    q = Q()
+    if condition.ids or condition.id_prefixes:
+        exact = [Q(resource_id__in=condition.ids)] if condition.ids else []
+        q &= any_q(exact + [_startswith("resource_id", p, vendor) for p in condition.id_prefixes])
+    if condition.roles and "" not in condition.roles:
+        return Q(pk__in=[])
+    if condition.pairs:
+        return Q(pk__in=[])
+    for label in condition.labels:
+        q &= _label_q(label, vendor, "", labels_field="resource")
+    return q
+
+
+def _row_q(condition: ResourceCondition, vendor: str, prefix: str) -> Q:
+    """The condition on one EventResource row (fields reached through `prefix`)."""
+    q = Q()
+    role = f"{prefix}role"
+    if condition.scope == "resource":
+        q &= Q(**{role: ""})
+    elif condition.scope == "related":
+        # A positive lookup: negating a condition across the join would ask "no row of the
+        # event has role ''", which is never true.
+        q &= Q(**{f"{role}__gt": ""})
+    if condition.ids or condition.id_prefixes:
+        exact = [Q(**{f"{prefix}resource_id__in": condition.ids})] if condition.ids else []
+        q &= any_q(exact + [_startswith(f"{prefix}resource_id", p, vendor) for p in condition.id_prefixes])
+    if condition.roles:
+        q &= Q(**{f"{role}__in": condition.roles})
+    if condition.pairs:
+        q &= any_q(Q(**{f"{prefix}resource_id": rid, role: r}) for rid, r in condition.pairs)
+    for label in condition.labels:
+        q &= _label_q(label, vendor, prefix)
+    return q
+
+
+# -- free text --------------------------------------------------------------------------------
+
+class WordsMatch(Func):
+    """`words @@ 'query'::tsquery`: the query is built from words, never parsed by a text-search
+    configuration, so it means on PostgreSQL exactly what TextQuery.matches() means in Python."""
+
+    template = "(%(expressions)s::tsquery)"
+    arg_joiner = " @@ "
+    output_field = BooleanField()
+
+
+def text_q(query: "TextQuery", field_name: str, vendor: str) -> Q:
+    """The text query over a words column."""
+    if vendor == "postgresql":
+        return Q(WordsMatch(F(field_name), Value(tsquery(query))))
+    # Elsewhere the words are stored as " w1 w2 …": a word starts with q where " q" occurs.
+    def has(term: Term) -> Q:
+        return Q(*(Q(**{f"{field_name}__contains": " " + w}) for w in term))
+
+    q = Q()
+    if query.any_of:
+        q &= any_q(has(t) for t in query.any_of)
+    for term in query.required:
+        q &= has(term)
+    for term in query.excluded:
+        q &= ~has(term)
+    return q
+
+def tsquery(query: "TextQuery") -> str:
+    def has(term: Term) -> str:
+        return "(" + " & ".join(f"'{w}':*" for w in term) + ")"
+
+    parts = []
+    if query.any_of:
+        parts.append("(" + " | ".join(has(t) for t in query.any_of) + ")")
+    parts += [has(t) for t in query.required]
+    parts += ["!" + has(t) for t in query.excluded]
+    return " & ".join(parts)
