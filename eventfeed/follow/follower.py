@@ -224,7 +224,9 @@ class Follower:
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                # A task cancelled while its database call runs on a thread waits for that call;
+                # stopping does not: the call ends on its own.
+                await asyncio.wait(tasks, timeout=5)
             for task in done:
                 task.result()
 
