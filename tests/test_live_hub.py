@@ -50,7 +50,7 @@ async def test_it_keeps_a_sockets_frames_in_order_when_a_flush_outlasts_the_inte
         assert recorder.frames == [["t.order.first"], ["t.order.second"]]
     finally:
         hub.unsubscribe(recorder)
-        hub.reader.cancel()
+        await hub.stop()
 
 
 async def test_it_renews_its_group_membership_while_no_event_arrives(monkeypatch):
@@ -72,7 +72,7 @@ async def test_it_renews_its_group_membership_while_no_event_arrives(monkeypatch
         await asyncio.sleep(0.3)
         assert len(joins) >= 3 and set(joins) == {hub.channel}
     finally:
-        hub.reader.cancel()
+        await hub.stop()
 
 
 async def members_of_this_process(layer) -> list[str]:
@@ -95,7 +95,7 @@ async def test_it_joins_the_group_once_when_many_subscribe_at_once():
         await asyncio.gather(*(hub.subscribe(r, from_json({"event": {"prefix": [f"t.many.{i}."]}})) for i, r in enumerate(recorders)))
         assert await members_of_this_process(layer) == [hub.channel]
     finally:
-        hub.reader.cancel()
+        await hub.stop()
 
 
 class Forgotten(Recorder):
@@ -127,4 +127,4 @@ async def test_it_joins_again_within_seconds_when_the_layer_forgets_it_and_tells
             await asyncio.sleep(0.05)
         assert subscriber.frames == [["t.forgotten.after"]]
     finally:
-        hub.reader.cancel()
+        await hub.stop()

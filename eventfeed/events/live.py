@@ -159,6 +159,14 @@ class Hub:
         finally:
             self.watcher.cancel()
 
+    async def stop(self) -> None:
+        """Stop reading and watching, and wait until both have: a task left cancelling when its
+        event loop closes (a test's, or a server's at shutdown) keeps the close waiting."""
+        tasks = [t for t in (self.reader, self.watcher) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _watch(self, layer, channel: str) -> None:
         """Join the events group, then check the membership on a clock and renew it. A lost
         membership (Redis flushed or restarted without its data) or a failed receive (Redis
