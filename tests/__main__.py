@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Well under CI's 90 minutes, so a hung pass reports FAILED with the other pass's results.
+PASS_LIMIT_SECONDS = 45 * 60
 
 
 @dataclass
@@ -88,8 +90,15 @@ class Pass:
             stderr=subprocess.STDOUT if self.log else None,
         )
 
-    def wait(self) -> Outcome:
-        code = self.process.wait()
+    def wait(self, deadline: float) -> Outcome:
+        try:
+            code = self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            # pytest-timeout catches a test that hangs; this catches a pass that hangs outside
+            # any test (a fixture's teardown, an interpreter that will not exit).
+            self.process.kill()
+            code = self.process.wait()
+            print(f"\n{self.name}: stopped after {PASS_LIMIT_SECONDS // 60} minutes", flush=True)
         seconds = time.monotonic() - self.started
         if self.log:
             self.log.seek(0)
@@ -152,7 +161,8 @@ def main(args: list[str]) -> int:
     passes.insert(0, Pass("SQLite + in-memory channel layer", base_env(), args))
 
     try:
-        outcomes[:0] = [p.wait() for p in passes]
+        deadline = time.monotonic() + PASS_LIMIT_SECONDS
+        outcomes[:0] = [p.wait(deadline) for p in passes]
     except KeyboardInterrupt:
         for p in passes:
             p.process.terminate()

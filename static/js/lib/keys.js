@@ -54,7 +54,12 @@ function helpSheet() {
 function openHelp() {
   const back = document.activeElement;
   const dialog = helpSheet();
-  dialog.addEventListener("close", () => back?.focus?.(), { once: true });
+  // "close" fires a task after Escape: a key pressed in between (`/`) may already have moved
+  // focus, and pulling it back would undo that. Only focus left nowhere is returned.
+  dialog.addEventListener("close", () => {
+    const now = document.activeElement;
+    if (!now || now === document.body || dialog.contains(now)) back?.focus?.();
+  }, { once: true });
   dialog.showModal();
 }
 
