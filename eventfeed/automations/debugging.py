@@ -12,7 +12,7 @@ from eventfeed.events.filters import Matchable
 from eventfeed.events.schema import validate_event
 from eventfeed.events.wire import iso, stored, wire
 
-from . import core
+from . import core, wakeup
 from .explain import explain_event, state_view
 from .models import Automation, TriggerState
 from .triggers import TriggerError, parse_trigger
@@ -116,10 +116,5 @@ def rerun_action(automation: Automation, run_id: str):
         again = ActionRun.objects.create(firing=run.firing, automation=automation, index=run.index, action=run.action,
                                          next_attempt=timezone.now(), rerun_of=run)
 
-        def wake() -> None:
-            from . import service
-
-            service.wake_actions()
-
-        transaction.on_commit(wake)
+        transaction.on_commit(wakeup.wake_actions)
     return again

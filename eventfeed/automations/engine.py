@@ -33,7 +33,7 @@ from eventfeed.events.emit import InvalidEvent, emit_all, internal_event
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored
 
-from . import core, metrics, records, store
+from . import core, metrics, records, store, wakeup
 from .models import ActionRun, Automation, EvaluatedEvent, EvaluationRecord, Firing, TriggerState
 from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
@@ -418,9 +418,7 @@ def record_many(groups: list[tuple[Automation, Trigger, list[core.Firing]]], wir
     Automation.objects.filter(pk__in=fired).update(last_fired=now)
     emit_all(events)
     if runs:
-        from . import service
-
-        transaction.on_commit(service.wake_actions)
+        transaction.on_commit(wakeup.wake_actions)
     return rows
 
 

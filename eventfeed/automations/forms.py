@@ -4,7 +4,7 @@ import json
 
 from django import forms
 
-from .actions import parse_actions
+from .action_specs import parse_actions
 from .triggers import TriggerError, parse_trigger
 
 

@@ -11,7 +11,7 @@ class Automation(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     enabled = models.BooleanField(default=True)
-    # Normalised Prefect-shaped JSON (triggers.parse_trigger / actions.parse_actions output).
+    # Normalised Prefect-shaped JSON (triggers.parse_trigger / action_specs.parse_actions output).
     trigger = models.JSONField()
     actions = models.JSONField(default=list)
     actions_on_trigger = models.JSONField(default=list)

@@ -26,6 +26,7 @@ from eventfeed.events.models import Event
 from eventfeed.events.schema import RESOURCE_ID
 
 from . import core, metrics
+from .engine import record_firings
 from .explain import at as iso_at
 from .models import Automation
 from .triggers import EventTrigger, Trigger, name_filter
@@ -207,8 +208,6 @@ def replay(trigger: Trigger, base: EventFilter, *, automation: Automation | None
         if len(firings) > MAX_REAL_FIRINGS:
             raise ReplayRefused(f"it would fire {len(firings)} times; a real replay runs at most {MAX_REAL_FIRINGS} "
                                 "firings' actions: narrow the filter")
-        from .engine import record_firings
-
         with transaction.atomic():
             rows = record_firings(automation, trigger, firings, {}, replayed=True)
         out["firing_ids"] = [str(r.id) for r in rows]

@@ -27,7 +27,7 @@ from django.utils import timezone
 from eventfeed.events.ingest import EVENTS_GROUP
 from eventfeed.layers import receive
 
-from . import actions, engine
+from . import actions, engine, wakeup
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,11 @@ class Service:
                 pass
             self.wake.clear()
 
+    def wake_actions(self) -> None:
+        """From any thread: claim due action runs now rather than at the next poll."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.wake.set)
+
     async def _execute(self, run) -> None:
         timeout = float(run.action.get("timeout", actions.DEFAULT_TIMEOUT)) + 5
         try:
@@ -178,18 +183,12 @@ class Service:
             log.exception("automation %s action %d: execution failed", run.automation_id, run.index)
 
 
-def wake_actions() -> None:
-    """Called after a firing commits: run its actions now rather than at the next poll."""
-    service = _running.get(os.getpid())
-    if service is not None and service.loop is not None and not service.loop.is_closed():
-        service.loop.call_soon_threadsafe(service.wake.set)
-
-
 def start(loop: asyncio.AbstractEventLoop | None = None) -> None:
     """Start this process's service on `loop` (the running one by default), once."""
     if os.getpid() in _running:
         return
     service = _running[os.getpid()] = Service()
+    wakeup.register(service.wake_actions)
     loop = loop or asyncio.get_event_loop()
     task = loop.create_task(service.run())
     task.add_done_callback(_report)

@@ -13,7 +13,7 @@ from eventfeed.events.emit import emit
 from eventfeed.events.schema import RESOURCE_ID
 from eventfeed.events.wire import iso
 
-from .actions import as_prefect, parse_actions
+from .action_specs import as_prefect, parse_actions
 from .core import new_state, next_due
 from .models import Automation, TriggerState
 from .triggers import TriggerError, parse_trigger

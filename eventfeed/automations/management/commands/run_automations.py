@@ -8,7 +8,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from eventfeed.automations import service
+from eventfeed.automations import service, wakeup
 from eventfeed.events import retention
 
 
@@ -24,6 +24,7 @@ class Command(BaseCommand):
             )
         worker = service.Service(consume=bool(settings.REDIS_URL))
         service._running[os.getpid()] = worker
+        wakeup.register(worker.wake_actions)
         loops = [worker.run()]
         if settings.EVENTFEED_FOLLOW_PREFECT_URLS:
             # The worker also mirrors the Prefect servers named in the settings (follow_prefect).
