@@ -85,3 +85,23 @@ def test_anonymous_users_cannot_rerun(client, db, webhook):
     response = client.post(f"/automations/{a.id}/runs/{run.id}/rerun")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert not ActionRun.objects.filter(rerun_of=run).exists()
+
+
+def test_it_shows_only_the_status_of_what_a_target_off_the_allowlist_answered(owner_client, webhook, settings, monkeypatch):
+    from eventfeed import outbound
+
+    recorder, url = webhook
+    recorder.status = 500
+    # The local server stands for a public host that the operator did not list: loopback passes
+    # as public here, and the allowlist is empty.
+    settings.EVENTFEED_OUTBOUND_ALLOW = []
+    monkeypatch.setattr(outbound, "why_refused", lambda address: None)
+    a = fire([{"type": "call-webhook", "url": url}])
+    actions.run_due_actions()
+    run = ActionRun.objects.get()
+    [x] = run.exchanges
+    assert x["response"] == {"status": 500, "headers": {}, "body": "(headers and body not shown: the target is not on EVENTFEED_OUTBOUND_ALLOW)"}
+    assert run.last_error == "HTTP 500"
+    html = owner_client.get(f"/automations/{a.id}/").content.decode()
+    exchange = html[html.index("Request and response"):html.index("</details>")]
+    assert "HTTP 500\n\n(headers and body not shown" in exchange and "BaseHTTP" not in exchange

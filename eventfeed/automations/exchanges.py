@@ -1,6 +1,6 @@
 """What an action run sent and got back, for the firing history: the request (method, URL,
-headers with secrets masked, body), the response (status, headers, body when the operator
-allowed the target, like the failure reason), the time it took, per attempt."""
+headers with secrets masked, body), the response (its status; its headers and body only when the
+operator allowed the target, like the failure reason), the time it took, per attempt."""
 
 from __future__ import annotations
 
@@ -35,11 +35,16 @@ def request_view(method: str, url: str, headers: dict, body: str) -> dict:
     return {"request": {"method": method, "url": url_view(url), "headers": headers_view(headers), "body": _body(body)}}
 
 
+NOT_SHOWN = "(headers and body not shown: the target is not on EVENTFEED_OUTBOUND_ALLOW)"
+
+
 def response_view(response) -> dict:
-    """`response` is an outbound.Response; its body only when the allowlist opened every hop."""
-    out = {"status": response.status_code, "headers": headers_view(response.headers)}
-    out["body"] = _body(response.text) if response.allowed else "(not shown: the target is not on EVENTFEED_OUTBOUND_ALLOW)"
-    return out
+    """`response` is an outbound.Response. Past its status, what a target answered is shown only
+    when the allowlist opened every hop: headers say as much as a body (a server's software and
+    version, cookies, where it redirects), and an automation must not be a way to read them."""
+    if not response.allowed:
+        return {"status": response.status_code, "headers": {}, "body": NOT_SHOWN}
+    return {"status": response.status_code, "headers": headers_view(response.headers), "body": _body(response.text)}
 
 
 def record(run, exchange: dict, started: float, finished: float, attempt: int, error: str | None) -> None:
