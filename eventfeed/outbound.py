@@ -8,6 +8,11 @@ changes nothing), with the original Host header and TLS server name. Redirects a
 the same transport, so every hop is checked again. `EVENTFEED_OUTBOUND_ALLOW` (CIDRs and host
 names) opens what an operator needs, e.g. an internal alerting service.
 
+Libraries that make their own connections (Apprise, for the notification channels) run inside
+`guarded()`: there every name resolution goes through the same check and answers only the address
+that was checked, so such a library connects where this module decided, hop after hop, with its
+own Host header and TLS server name.
+
 Address spellings need no special cases: the host is turned into addresses the way the operating
 system would (`inet_aton` reads `2130706433`, `0x7f.1`, `0177.0.0.1`), and the addresses, not the
 spelling, are checked.
@@ -15,10 +20,12 @@ spelling, are checked.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import socket
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
 
 import httpx
 
@@ -73,9 +80,13 @@ def _normal_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
 
+# The operating system's resolver, kept before guarded() puts its checking one in its place.
+_system_getaddrinfo = socket.getaddrinfo
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _system_getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise OutboundRefused(f"{host} does not resolve ({e.strerror})") from None
     return list(dict.fromkeys(info[4][0] for info in infos))
@@ -208,3 +219,60 @@ def request(method: str, url: str, *, headers: dict | None = None, content: byte
                     body = body[:MAX_BODY_BYTES]
                     break
             return Response(response.status_code, response.headers, body, all(transport.allowed))
+
+
+# -- libraries that connect by themselves ------------------------------------------------------
+
+@dataclass
+class Guard:
+    allow: Allow
+    resolver: Resolver
+    # Why each refused connection was refused, for the caller to say (the library only sees a
+    # name that does not resolve).
+    refused: list[str] = field(default_factory=list)
+
+
+_guard: contextvars.ContextVar[Guard | None] = contextvars.ContextVar("outbound_guard", default=None)
+
+
+def _port_number(port) -> int:
+    if isinstance(port, bytes):
+        port = port.decode()
+    if isinstance(port, str):
+        return int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
+    return int(port or 0)
+
+
+def _checking_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+    """socket.getaddrinfo, which inside guarded() answers only the address that check() passed
+    (or fails as a name that does not resolve): the library then connects to that address."""
+    guard = _guard.get()
+    if guard is None or host is None:
+        return _system_getaddrinfo(host, port, family, type, proto, flags)
+    name = host.decode("idna") if isinstance(host, bytes) else str(host)
+    try:
+        address, _ = check(name, _port_number(port), allow=guard.allow, resolver=guard.resolver)
+    except OutboundRefused as e:
+        guard.refused.append(e.reason)
+        raise socket.gaierror(socket.EAI_NONAME, f"refused: {e.reason}") from None
+    return _system_getaddrinfo(address, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+
+
+@contextmanager
+def guarded(*, allow: Allow | None = None, resolver: Resolver | None = None) -> Iterator[Guard]:
+    """Run a library that connects by itself (Apprise) under the outbound rules.
+
+    Every connection it opens resolves its host through check(), at connect time and once: a
+    refused address fails to resolve, an allowed name resolves to the address that was checked
+    and to nothing else, so a DNS answer that changes between check and connect, or a redirect
+    to another host, changes nothing. The rules follow the context (Apprise hands its context to
+    its worker threads); code outside it resolves as before.
+    """
+    # One assignment for the process; outside a guarded() block the function passes through.
+    socket.getaddrinfo = _checking_getaddrinfo
+    guard = Guard(allow or allowlist(), resolver or system_resolver)
+    token = _guard.set(guard)
+    try:
+        yield guard
+    finally:
+        _guard.reset(token)

@@ -134,6 +134,52 @@ def test_it_records_a_refused_delivery(owner_client, settings):
     assert doc.last_delivery_ok is False and "loopback" in doc.last_delivery_error
 
 
+def rebinding_resolver(*answers: list[str]):
+    """A DNS server whose answer changes after the first question; `asked` lists the questions."""
+    left = iter(answers)
+
+    def resolve(host: str, port: int) -> list[str]:
+        resolve.asked.append(host)
+        return next(left)
+
+    resolve.asked = []
+    return resolve
+
+
+def test_it_connects_apprise_to_the_address_it_checked_when_the_dns_answer_changes(owner_client, webhook, monkeypatch):  # noqa: F811
+    from eventfeed import outbound
+
+    recorder, url = webhook  # on 127.0.0.1, which the fixture allows
+    port = url.rsplit(":", 1)[1]
+    resolve = rebinding_resolver(["127.0.0.1"], ["10.9.9.9"])
+    monkeypatch.setattr(outbound, "system_resolver", resolve)
+    owner_client.post("/settings/channels/", {"kind": "eventfeed-apprise", "name": "rebound",
+                                              "eventfeed-apprise__url": f"json://hooks.example:{port}/notify"})
+    doc = BlockDocument.objects.get(name="rebound")
+    owner_client.post(f"/settings/channels/{doc.id}/test")
+    doc.refresh_from_db()
+    assert doc.last_delivery_ok is True, doc.last_delivery_error
+    # Apprise asked nothing itself: the one answer checked is where it connected, as hooks.example.
+    assert resolve.asked == ["hooks.example"]
+    [sent] = recorder.requests
+    assert sent["path"] == "/notify" and sent["headers"]["Host"] == f"hooks.example:{port}"
+
+
+def test_it_refuses_an_apprise_target_whose_name_resolves_to_a_private_address(owner_client, webhook, monkeypatch):  # noqa: F811
+    from eventfeed import outbound
+
+    recorder, url = webhook
+    monkeypatch.setattr(outbound, "system_resolver", rebinding_resolver(["10.9.9.9"]))
+    owner_client.post("/settings/channels/", {"kind": "eventfeed-apprise", "name": "inside",
+                                              "eventfeed-apprise__url": f"xml://hooks.example:{url.rsplit(':', 1)[1]}/x"})
+    doc = BlockDocument.objects.get(name="inside")
+    owner_client.post(f"/settings/channels/{doc.id}/test")
+    doc.refresh_from_db()
+    assert doc.last_delivery_ok is False and recorder.requests == []
+    assert doc.last_delivery_error == ("refused: hooks.example resolves to 10.9.9.9, a private address; "
+                                       "set EVENTFEED_OUTBOUND_ALLOW to allow it")
+
+
 # -- actions that name a channel ------------------------------------------------------------------
 
 def test_it_runs_prefects_send_notification_and_call_webhook_through_channels(webhook, settings):  # noqa: F811

@@ -147,3 +147,33 @@ def test_it_refuses_literal_addresses_without_resolving_for_save_time_checks():
         "127.0.0.1 is a loopback address; set EVENTFEED_OUTBOUND_ALLOW to allow it")
     assert outbound.refusal("http://127.0.0.1/hook", allow=Allow.parse(["127.0.0.1/32"])) is None
     assert outbound.refusal("https://hooks.example.com/x", allow=Allow()) is None
+
+
+def test_it_pins_a_library_that_connects_by_itself_to_the_address_it_checked(target):
+    import socket
+
+    import requests
+
+    seen, port = target
+    # A rebinding DNS server: the first answer is allowed, a second lookup would be private.
+    answers = iter([["127.0.0.1"], ["10.9.9.9"]])
+    resolve = resolver({})
+    resolve_once = lambda host, p: resolve.calls.append(host) or next(answers)  # noqa: E731
+    with outbound.guarded(allow=Allow.parse(["127.0.0.0/8"]), resolver=resolve_once) as guard:
+        response = requests.get(f"http://hooks.example:{port}/ok", timeout=5)
+    assert response.status_code == 200 and guard.refused == []
+    assert seen.seen == [("/ok", f"hooks.example:{port}")] and resolve.calls == ["hooks.example"]
+    # Outside the block the system resolves as before.
+    assert socket.getaddrinfo("127.0.0.1", port)[0][4][0] == "127.0.0.1"
+
+
+def test_it_checks_every_connection_a_guarded_library_opens_redirects_included(target):
+    import requests
+
+    seen, port = target
+    seen.redirect_to = f"http://127.0.0.1:{port}/secret"
+    with outbound.guarded(allow=Allow.parse(["hooks.example"]), resolver=resolver({"hooks.example": ["127.0.0.1"]})) as guard:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://hooks.example:{port}/redirect", timeout=5)
+    assert guard.refused == ["127.0.0.1 is a loopback address; set EVENTFEED_OUTBOUND_ALLOW to allow it"]
+    assert seen.seen == [("/redirect", f"hooks.example:{port}")]

@@ -15,8 +15,6 @@ from eventfeed import outbound
 from .kinds import apprise_url
 from .models import BlockDocument
 
-# Apprise's plugins that call a host the user chose; the others call their service's own.
-USER_HOSTS = {"NotifyJSON", "NotifyXML", "NotifyForm"}
 TIMEOUT = 10.0
 
 
@@ -83,19 +81,17 @@ def _call(doc: BlockDocument, content: str) -> int:
 
 
 def _apprise(url: str, subject: str, body: str) -> None:
-    """The one place Apprise is called. Apprise makes its own HTTP calls: a target host the user
-    chose (json://, xml://, form://) is checked by the outbound rules first."""
+    """The one place Apprise is called. Apprise makes its own connections, to a host the user
+    chose for json://, xml://, form:// (and any Apprise URL): they run under the outbound rules,
+    each resolved, checked and connected to the address checked, redirects included."""
     import apprise
 
     client = apprise.Apprise()
     if not client.add(url):
         raise DeliveryFailed("Apprise does not recognise this URL")
-    for plugin in client:
-        if type(plugin).__name__ in USER_HOSTS:
-            port = plugin.port or (443 if plugin.secure else 80)
-            try:
-                outbound.check(plugin.host, port, allow=outbound.allowlist(), resolver=outbound.system_resolver)
-            except outbound.OutboundRefused as e:
-                raise DeliveryFailed(f"refused: {e.reason}") from None
-    if not client.notify(title=subject, body=body):
+    with outbound.guarded() as guard:
+        delivered = client.notify(title=subject, body=body)
+    if guard.refused:
+        raise DeliveryFailed(f"refused: {guard.refused[0]}")
+    if not delivered:
         raise DeliveryFailed("the service did not accept the message (Apprise logged why)")
