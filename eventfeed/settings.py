@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "eventfeed.webhooks",
     "eventfeed.follow",
     "eventfeed.blocks",
+    "eventfeed.savedviews",
     "eventfeed.benchmarks",
 ]
 

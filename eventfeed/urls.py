@@ -3,9 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from eventfeed.events import api, views
+from eventfeed.savedviews import views as savedviews
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", savedviews.home, name="index"),
     path("events/", views.feed, name="feed"),
     path("events/names", views.feed_names, name="feed-names"),
     path("events/histogram", views.feed_histogram, name="feed-histogram"),
@@ -29,5 +30,6 @@ urlpatterns = [
     path("", include("eventfeed.automations.urls")),
     path("", include("eventfeed.blocks.urls")),
     path("", include("eventfeed.webhooks.urls")),
+    path("", include("eventfeed.savedviews.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -44,6 +44,8 @@ class FeedFilterSet(django_filters.FilterSet):
     related = TermsFilter()
     any = TermsFilter()
     q = django_filters.CharFilter(max_length=MAX_TEXT_QUERY, strip=True)
+    # Columns the list hides: how the feed is shown, not what it matches (forms.HIDEABLE_COLUMNS).
+    hide = TermsFilter()
     before = CursorFilter()
     after = CursorFilter()
     # `<received>~<event id>`: the live feed's catch-up, by arrival (queries.arrived_after).

@@ -10,6 +10,8 @@ from .problems import TimeRuleBroken, as_sentence, read_time
 from .wire import iso
 
 DEFAULT_RANGE = "24h"
+# The list's optional columns (`?hide=related`): part of a saved view, not of the filter.
+HIDEABLE_COLUMNS = ("resource", "related")
 RANGE_LABELS = {"15m": "Last 15 minutes", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 
 
@@ -73,6 +75,13 @@ class FeedRules(forms.Form):
         if problem := TextQuery.problem(query):
             raise forms.ValidationError(problem + ".")
         return query
+
+    def clean_hide(self) -> list[str]:
+        hide = self.cleaned_data["hide"]
+        for column in hide:
+            if column not in HIDEABLE_COLUMNS:
+                raise forms.ValidationError(f"“{column}” is not a column that can be hidden (use {' or '.join(HIDEABLE_COLUMNS)}).")
+        return hide
 
     def clean(self):
         data = super().clean()

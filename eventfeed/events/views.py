@@ -30,10 +30,6 @@ HISTOGRAM_MAX_SPAN = timedelta(days=3660)
 DELAY_WORTH_SHOWING = 5
 
 
-def index(request: HttpRequest) -> HttpResponse:
-    return redirect("feed")
-
-
 @require_GET
 @login_required
 @reads_from_replica(unless=lambda request: bool(request.GET.get("after") or request.GET.get("arrived")))

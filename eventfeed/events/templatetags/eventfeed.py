@@ -97,6 +97,7 @@ PARAM_LABELS = {
     "related": "Related",
     "any": "Any resource",
     "q": "Text",
+    "hide": "Hidden columns",
     "before": "Paging cursor",
     "after": "Paging cursor",
 }
