@@ -11,7 +11,8 @@ from eventfeed.automations import engine, store
 from eventfeed.automations.metrics import EVERY, step, value_of
 from eventfeed.automations.models import Automation, Firing, TriggerState
 from eventfeed.automations.replay import replay
-from eventfeed.automations.triggers import TriggerError, describe, parse_trigger
+from eventfeed.automations.describe import describe
+from eventfeed.automations.triggers import TriggerError, parse_trigger
 from eventfeed.events.filters import EventFilter
 from tests.conftest import make_event, store as store_events
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from eventfeed.automations.triggers import (
-    TriggerError,
-    default_trigger,
-    describe,
-    name_filter,
-    parse_trigger,
-    widenings,
-)
+from eventfeed.automations.describe import default_trigger, describe, widenings
+from eventfeed.automations.triggers import TriggerError, name_filter, parse_trigger
 from eventfeed.events.filters import Matchable
 from eventfeed.events.patterns import glob_match
 from tests.conftest import make_event

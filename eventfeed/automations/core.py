@@ -33,26 +33,17 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 from eventfeed.events.filters import Matchable
 from eventfeed.events.wire import slim
 
-from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger
+from . import metrics
+from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Firing, Trigger
 
 # A trigger with for_each can see many keys; expired reactive buckets are pruned once a trigger
 # holds more than this many.
 PRUNE_AT = 1000
-
-
-@dataclass
-class Firing:
-    kind: str  # "triggered" or "resolved"
-    at: float
-    event: dict | None  # the triggering event (id, occurred, event, resource, related)
-    labels: dict = field(default_factory=dict)
-    path: str = "trigger"
 
 
 def new_state() -> dict:
@@ -253,9 +244,7 @@ def _prune(t: EventTrigger, state: dict, now: float) -> None:
 def next_due(trigger: Trigger, state: dict) -> float | None:
     """When the clock next matters for this trigger (a proactive window ends), or None."""
     if trigger.type == "metric":
-        from .metrics import next_due as metric_due
-
-        return metric_due(state)
+        return metrics.next_due(state)
     due = None
     for t in trigger.event_triggers:
         if t.posture != PROACTIVE:

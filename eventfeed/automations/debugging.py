@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from eventfeed.events.filters import Matchable
@@ -13,8 +14,10 @@ from eventfeed.events.schema import validate_event
 from eventfeed.events.wire import iso, stored, wire
 
 from . import core, wakeup
-from .explain import explain_event, state_view
-from .models import Automation, TriggerState
+from .describe import describe_metric
+from .explain import explain_event, resource_checks, state_view
+from .metrics import state_view as metric_view
+from .models import ActionRun, Automation, TriggerState
 from .triggers import TriggerError, parse_trigger
 
 
@@ -61,9 +64,6 @@ def test_event(automation: Automation, event: Matchable) -> dict:
 
 def metric_test(trigger, state: dict, event: Matchable) -> dict:
     """A metric trigger is measured on the clock: an event only moves the metric."""
-    from .explain import resource_checks
-    from .metrics import describe_metric, state_view as metric_view
-
     view = metric_view(trigger, state)
     covered = trigger.covers(event.event, event.resource, event.related)
     checks = resource_checks(trigger, event.resource, event.related)
@@ -87,8 +87,6 @@ def live_state(automation: Automation) -> dict:
     except TriggerError:
         return {"buckets": [], "composites": [], "next_due": None}
     if trigger.type == "metric":
-        from .metrics import state_view as metric_view
-
         return {"buckets": [], "composites": [], "next_due": None, "metric": metric_view(trigger, current_state(automation))}
     return state_view(trigger, current_state(automation), timezone.now().timestamp())
 
@@ -100,10 +98,6 @@ class RerunRefused(Exception):
 def rerun_action(automation: Automation, run_id: str):
     """A new run of a failed action run, for the same firing, due now (it keeps a link to the
     failed one). Refused for a run that did not fail."""
-    from django.db import transaction
-
-    from .models import ActionRun
-
     try:
         run = ActionRun.objects.filter(pk=uuid.UUID(str(run_id)), automation=automation).select_related("firing").first()
     except ValueError:

@@ -17,7 +17,8 @@ from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso
 
 from . import core
-from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger, _seconds, value_matcher
+from .describe import _seconds
+from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger, value_matcher
 
 
 def at(ts: float | None) -> str | None:

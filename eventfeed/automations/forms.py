@@ -4,6 +4,10 @@ import json
 
 from django import forms
 
+from eventfeed.events.filter_parsers import from_json
+from eventfeed.events.filters import FilterError
+
+from . import debugging
 from .action_specs import parse_actions
 from .triggers import TriggerError, parse_trigger
 
@@ -52,3 +56,61 @@ class AutomationForm(forms.Form):
             "trigger": json.dumps(automation.trigger, indent=2),
             "actions": json.dumps(automation.actions, indent=2),
         }
+
+
+class TestEventForm(forms.Form):
+    event_id = forms.CharField(required=False, max_length=64, label="A stored event's id")
+    event_json = forms.CharField(required=False, label="or an event (JSON)",
+                                 widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}))
+
+    def clean(self):
+        data = super().clean()
+        event_id, text = (data.get("event_id") or "").strip(), (data.get("event_json") or "").strip()
+        if not event_id and not text:
+            raise forms.ValidationError("Give a stored event's id or paste an event's JSON.")
+        if event_id:
+            event = debugging.stored_test_event(event_id)
+            if event is None:
+                self.add_error("event_id", "No stored event has this id.")
+                return data
+        else:
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as e:
+                self.add_error("event_json", f"This is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
+                return data
+            try:
+                event = debugging.parse_test_event(raw)
+            except TriggerError as e:
+                self.add_error("event_json", [f"{path}: {rule}" for path, rule in e.problems])
+                return data
+        data["event"] = event
+        return data
+
+
+class ReplayForm(forms.Form):
+    since = forms.DateTimeField(required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    filter_json = forms.CharField(required=False, label="Filter (EventFilter JSON, optional)",
+                                  widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}))
+    run_actions = forms.BooleanField(required=False, label="Run the actions (record the firings, marked replayed)")
+
+    def clean(self):
+        data = super().clean()
+        text = (data.get("filter_json") or "").strip()
+        try:
+            raw = json.loads(text) if text else {}
+        except json.JSONDecodeError as e:
+            self.add_error("filter_json", f"This is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
+            return data
+        occurred = dict(raw.get("occurred") or {}) if isinstance(raw, dict) else {}
+        for key in ("since", "until"):
+            if data.get(key):
+                occurred[key] = data[key].isoformat()
+        if isinstance(raw, dict) and occurred:
+            raw = {**raw, "occurred": occurred}
+        try:
+            data["filter"] = from_json(raw, "filter")
+        except FilterError as e:
+            self.add_error("filter_json", [f"{path}: {rule}" for path, rule in e.problems])
+        return data

@@ -30,151 +30,19 @@ functions compute the value live (over the stored events) and in a replay (over 
 
 from __future__ import annotations
 
-import operator as op
 from collections import deque
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
-from eventfeed.events.filters import EventFilter
+from eventfeed.events.filters import EventFilter, ResourceCondition
+from eventfeed.events.patterns import _kind
 from eventfeed.events.schema import RESOURCE_ID
 
-from .triggers import EventTrigger, _Reader, _seconds, pattern_matcher, related_json, resource_matcher
+from .triggers import FLOW_RUN, GENERIC, Firing, MetricTrigger, _labels
 
 EVERY = 10.0
-PREFECT = ("successes", "duration", "lateness")
-GENERIC = ("count", "rate")
-OPERATORS: dict[str, Callable[[float, float], bool]] = {"<": op.lt, "<=": op.le, ">": op.gt, ">=": op.ge}
-METRIC_KEYS = {"type", "id", "match", "match_related", "posture", "metric", "expect",
-               # The SDK's model_dump() sends an event trigger's fields with their defaults too.
-               "after", "for_each", "threshold", "within"}
-QUERY_KEYS = {"name", "operator", "threshold", "range", "firing_for", "of"}
-FLOW_RUN = "prefect.flow-run."
 TERMINAL = {"Completed", "Failed", "Crashed"}
 FAILED = {"Failed", "Crashed"}
-
-
-@dataclass(frozen=True)
-class MetricTrigger:
-    path: str
-    id: str
-    match: dict
-    match_related: tuple[dict, ...]
-    expect: tuple[str, ...]
-    name: str
-    operator: str
-    threshold: float
-    range: float
-    firing_for: float
-    of: tuple[str, ...] = ()
-    type: str = "metric"
-    posture: str = "Metric"
-
-    @property
-    def event_triggers(self) -> list[EventTrigger]:
-        return []  # evaluated on the clock, never per event
-
-    @cached_property
-    def _resources(self):
-        return resource_matcher(self.match, self.match_related)
-
-    @cached_property
-    def _expects(self):
-        return pattern_matcher(self.expect) if self.expect else (lambda name: True)
-
-    @cached_property
-    def _of(self):
-        return pattern_matcher(self.of) if self.of else (lambda name: True)
-
-    def covers(self, name: str, resource: dict, related: list) -> bool:
-        """Could this event change the metric?"""
-        if self.name in PREFECT and not name.startswith(FLOW_RUN):
-            return False
-        if self.name == "count" and not self._expects(name):
-            return False
-        if self.name == "rate" and not (self._expects(name) or self._of(name)):
-            return False
-        return self._resources(resource, related)
-
-    def breaches(self, value: float | None) -> bool:
-        return value is not None and OPERATORS[self.operator](value, self.threshold)
-
-
-# -- parsing ------------------------------------------------------------------------------------
-
-def parse_metric(r: _Reader, data: dict, path: str, trigger_id: str, depth: int) -> tuple[MetricTrigger, dict] | None:
-    before = len(r.problems)
-    if depth > 0:
-        r.fail(path, "a metric trigger cannot be inside a compound or sequence trigger (Eventfeed evaluates metrics on their own)")
-        return None
-    for key in data:
-        if key not in METRIC_KEYS:
-            r.fail(f"{path}.{key}", f"is not a field of a metric trigger (expected one of: {', '.join(sorted(METRIC_KEYS))})")
-    if data.get("posture", "Metric") != "Metric":
-        r.fail(f"{path}.posture", 'must be "Metric" for a metric trigger')
-    for key, empty in (("after", []), ("for_each", [])):
-        if data.get(key) not in (None, empty):
-            r.fail(f"{path}.{key}", "is not used by a metric trigger: leave it empty")
-    match, related = r.resource_specs(data, path)
-    expect = r.strings(data.get("expect"), f"{path}.expect")
-    q = data.get("metric")
-    if not isinstance(q, dict):
-        r.fail(f"{path}.metric", "is required: {name, operator, threshold, range, firing_for}")
-        return None
-    for key in q:
-        if key not in QUERY_KEYS:
-            r.fail(f"{path}.metric.{key}", f"is not a field of a metric query (expected one of: {', '.join(sorted(QUERY_KEYS))})")
-    name = q.get("name")
-    if name not in PREFECT + GENERIC:
-        r.fail(f"{path}.metric.name", f"must be one of {', '.join(PREFECT + GENERIC)}")
-    operator = q.get("operator")
-    if operator not in OPERATORS:
-        r.fail(f"{path}.metric.operator", 'must be "<", "<=", ">" or ">="')
-    threshold = q.get("threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        r.fail(f"{path}.metric.threshold", "is required: a number")
-    elif name in ("successes", "rate") and not 0 <= threshold <= 1:
-        r.fail(f"{path}.metric.threshold", f"{name} is a share of runs or events: a number from 0 to 1 (0.9 is 90 %)")
-    window = r.number(q.get("range", 300), f"{path}.metric.range")
-    if window is not None and window < 60:
-        r.fail(f"{path}.metric.range", "must be at least 60 seconds")
-    firing_for = r.number(q.get("firing_for", 300), f"{path}.metric.firing_for")
-    of = r.strings(q.get("of"), f"{path}.metric.of")
-    if of and name != "rate":
-        r.fail(f"{path}.metric.of", "is only used by the rate metric")
-    if expect and name in PREFECT:
-        r.fail(f"{path}.expect", f"is not used by the {name} metric (it reads flow-run state events)")
-    if len(r.problems) > before:
-        return None
-    query = {"name": name, "operator": operator, "threshold": threshold, "range": window, "firing_for": firing_for}
-    if of:
-        query["of"] = of
-    out = {"type": "metric", "id": trigger_id, "match": match,
-           "match_related": related_json(related), "posture": "Metric", "metric": query}
-    if expect:
-        out["expect"] = expect
-    return MetricTrigger(path, trigger_id, match, tuple(related), tuple(expect), name, operator, float(threshold),
-                         window, firing_for, tuple(of)), out
-
-
-def describe_metric(t: MetricTrigger) -> str:
-    op_words = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}[t.operator]
-    over = f"over the last {_seconds(t.range)}"
-    held = f" for {_seconds(t.firing_for)}" if t.firing_for else ""
-    if t.name == "successes":
-        what = f"the share of flow runs that succeed {over} is {op_words} {t.threshold:.0%}"
-    elif t.name == "duration":
-        what = f"the mean flow-run duration {over} is {op_words} {_seconds(t.threshold)}"
-    elif t.name == "lateness":
-        what = f"the mean lateness of late flow runs {over} is {op_words} {_seconds(t.threshold)}"
-    elif t.name == "count":
-        names = " or ".join(t.expect) if t.expect else "matching"
-        what = f"the number of {names} events {over} is {op_words} {t.threshold:g}"
-    else:
-        names = " or ".join(t.expect) if t.expect else "matching"
-        of = " or ".join(t.of) if t.of else "all matching"
-        what = f"{names} events are {op_words} {t.threshold:.1%} of {of} events {over}"
-    return f"Fires when {what}{held}; resolves when that has stopped{held}."
 
 
 # -- the value ----------------------------------------------------------------------------------
@@ -257,10 +125,6 @@ def state_view(t: MetricTrigger, state: dict) -> dict:
 # -- live: the value over the stored events ------------------------------------------------------
 
 def _filter(t: MetricTrigger, since, until, names: tuple[str, ...] = ()) -> EventFilter:
-    from .triggers import _labels
-    from eventfeed.events.filters import ResourceCondition
-    from eventfeed.events.patterns import _kind
-
     conditions = []
     if t.match:
         conditions.append(ResourceCondition("resource", labels=_labels(t.match)))
@@ -275,8 +139,6 @@ def _filter(t: MetricTrigger, since, until, names: tuple[str, ...] = ()) -> Even
 def measure(t: MetricTrigger, now) -> float | None:
     """The metric now, from the stored events of the window. Counts are counted by the
     database; the flow-run metrics read the window's flow-run state events."""
-    from datetime import timedelta
-
     since, until = now - timedelta(seconds=t.range), now
     if t.name in GENERIC:
         rows = _filter(t, since, until, t.expect + t.of if t.name == "rate" else t.expect).queryset()
@@ -297,8 +159,6 @@ def measure(t: MetricTrigger, now) -> float | None:
 
 def tick(t: MetricTrigger, state: dict, now) -> list:
     """The live ticker's evaluation: measure, step, and the firings in the core's shape."""
-    from .core import Firing
-
     return [Firing(f.kind, f.at, None, f.labels) for f in step(t, state, now.timestamp(), measure(t, now))]
 
 
@@ -327,6 +187,4 @@ def replay_stream(t: MetricTrigger, events, start: float, end: float) -> list[Me
 
 def metric_filter(t: MetricTrigger, base: EventFilter) -> EventFilter:
     """The replay's database pre-selection: the user's filter and the trigger's resources."""
-    from dataclasses import replace
-
     return replace(base, order="ASC", resources=base.resources + _filter(t, None, None).resources)

@@ -1,15 +1,18 @@
-"""Triggers in Prefect's shapes: parsing with errors that name the JSON path, matching built on
-the event store's filter objects, and a one-sentence description.
+"""The trigger model: triggers in Prefect's shapes, parsed with errors that name the JSON path,
+their matching built on the event store's filter objects, and what a firing is. Evaluation is
+core.py and metrics.py; the sentences and pre-fills are describe.py.
 
     {"type": "event", "match": {...}, "match_related": {...} | [...], "after": [...],
      "expect": [...], "for_each": [...], "posture": "Reactive" | "Proactive",
      "threshold": 1, "within": 0}
     {"type": "compound", "triggers": [...], "require": "any" | "all" | n, "within": s | null}
     {"type": "sequence", "triggers": [...], "within": s | null}
+    {"type": "metric", ...}   (metrics.py's docstring)
 """
 
 from __future__ import annotations
 
+import operator as op
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -35,6 +38,14 @@ MAX_CHILDREN = 20
 
 EVENT_KEYS = {"type", "id", "match", "match_related", "after", "expect", "for_each", "posture", "threshold", "within"}
 COMPOSITE_KEYS = {"type", "id", "triggers", "require", "within"}
+PREFECT = ("successes", "duration", "lateness")
+GENERIC = ("count", "rate")
+OPERATORS: dict[str, Callable[[float, float], bool]] = {"<": op.lt, "<=": op.le, ">": op.gt, ">=": op.ge}
+METRIC_KEYS = {"type", "id", "match", "match_related", "posture", "metric", "expect",
+               # The SDK's model_dump() sends an event trigger's fields with their defaults too.
+               "after", "for_each", "threshold", "within"}
+QUERY_KEYS = {"name", "operator", "threshold", "range", "firing_for", "of"}
+FLOW_RUN = "prefect.flow-run."
 
 
 class TriggerError(FilterError):
@@ -160,8 +171,66 @@ class CompositeTrigger:
         return out
 
 
-# A MetricTrigger (metrics.py) is a Trigger too; it has no event triggers.
-Trigger = Union[EventTrigger, CompositeTrigger]
+@dataclass(frozen=True)
+class MetricTrigger:
+    """A metric trigger (metrics.py evaluates it on the clock)."""
+
+    path: str
+    id: str
+    match: dict
+    match_related: tuple[dict, ...]
+    expect: tuple[str, ...]
+    name: str
+    operator: str
+    threshold: float
+    range: float
+    firing_for: float
+    of: tuple[str, ...] = ()
+    type: str = "metric"
+    posture: str = "Metric"
+
+    @property
+    def event_triggers(self) -> list[EventTrigger]:
+        return []  # evaluated on the clock, never per event
+
+    @cached_property
+    def _resources(self):
+        return resource_matcher(self.match, self.match_related)
+
+    @cached_property
+    def _expects(self):
+        return pattern_matcher(self.expect) if self.expect else (lambda name: True)
+
+    @cached_property
+    def _of(self):
+        return pattern_matcher(self.of) if self.of else (lambda name: True)
+
+    def covers(self, name: str, resource: dict, related: list) -> bool:
+        """Could this event change the metric?"""
+        if self.name in PREFECT and not name.startswith(FLOW_RUN):
+            return False
+        if self.name == "count" and not self._expects(name):
+            return False
+        if self.name == "rate" and not (self._expects(name) or self._of(name)):
+            return False
+        return self._resources(resource, related)
+
+    def breaches(self, value: float | None) -> bool:
+        return value is not None and OPERATORS[self.operator](value, self.threshold)
+
+
+Trigger = Union[EventTrigger, CompositeTrigger, MetricTrigger]
+
+
+@dataclass
+class Firing:
+    """What evaluating a trigger (core.py, metrics.py) gives: the engine records it."""
+
+    kind: str  # "triggered" or "resolved"
+    at: float
+    event: dict | None  # the triggering event (id, occurred, event, resource, related)
+    labels: dict = field(default_factory=dict)
+    path: str = "trigger"
 
 
 def _labels(spec: dict) -> tuple[LabelCondition, ...]:
@@ -357,8 +426,6 @@ def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict]
         r.fail(f"{path}.type", 'must be "event", "compound", "sequence" or "metric"')
         return None
     if kind == "metric":
-        from .metrics import parse_metric
-
         trigger_id = data.get("id") or str(uuid.uuid4())
         try:
             trigger_id = str(uuid.UUID(str(trigger_id)))
@@ -487,194 +554,58 @@ def name_filter(trigger: EventTrigger) -> dict[str, tuple[str, ...]] | None:
     return {"names": tuple(names), "prefixes": tuple(prefixes)}
 
 
-# -- prefilled triggers and widenings ---------------------------------------------------------
+# -- parsing a metric trigger --------------------------------------------------------------------
 
-# A run in one of these states is over: a trigger on "this run" could never fire again.
-TERMINAL_STATES = ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut")
-RUN_KINDS = ("prefect.flow-run.*", "prefect.task-run.*")
-
-
-def default_trigger(event: dict) -> dict:
-    """The pre-fill for "Automate" on an event: Prefect's (this resource, this event name),
-    except from a finished run, where it is this event for every run of the same deployment (or
-    flow), which fires next time instead of never."""
-    trigger = {
-        "type": "event", "match": {}, "match_related": {}, "after": [], "expect": [], "for_each": [],
-        "posture": REACTIVE, "threshold": 1, "within": 0,
-    }
-    groups = widenings(event)
-    for group in ("resources", "names", "postures"):
-        chosen = next(w for w in groups[group] if w["key"] == groups["default"][group])
-        trigger.update(chosen["set"])
-    return trigger
-
-
-def _finished_run(event: dict) -> bool:
-    kind = kind_of(event["resource"][RESOURCE_ID])
-    return kind in RUN_KINDS and event["event"].rpartition(".")[2] in TERMINAL_STATES
-
-
-def _kind_words(kind: str) -> str:
-    """`prefect.flow-run.*` → "flow run", as the sentences say it."""
-    head = kind.removesuffix(".*").rpartition(".")[2]
-    return head.replace("-", " ") if kind.endswith(".*") else kind
-
-
-def kind_of(resource_id: str) -> str:
-    """`prefect.flow-run.abc` → `prefect.flow-run.*`; an id without dots stays exact."""
-    head, dot, _ = resource_id.rpartition(".")
-    return f"{head}.*" if dot else resource_id
-
-
-RELATED_ROLES = ("flow", "deployment", "work-pool", "work-queue", "tag")
-
-
-def widenings(event: dict) -> dict[str, list[dict]]:
-    """One-click changes to the default trigger, grouped; each has a plain sentence and the
-    trigger fields it sets."""
-    rid = event["resource"][RESOURCE_ID]
-    kind = kind_of(rid)
-    name = event["event"]
-    family = kind_of(name)
-    this = event["resource"].get("prefect.resource.name")
-    words = _kind_words(kind) if kind != rid else "resource"
-    resources = [
-        {"key": "exact", "sentence": f"Only this {words}, {this} ({rid})" if this else f"Only this {words}, {rid}",
-         "set": {"match": {RESOURCE_ID: rid}, "match_related": {}, "for_each": []}},
-    ]
-    if kind != rid:
-        resources.append(
-            {"key": "kind", "sentence": f"Every {words} ({kind}), each counted on its own",
-             "set": {"match": {RESOURCE_ID: kind}, "match_related": {}, "for_each": [RESOURCE_ID]}}
-        )
-    seen = set()
-    for related in event.get("related") or []:
-        role = related.get(RESOURCE_ROLE)
-        related_id = related.get(RESOURCE_ID)
-        if role not in RELATED_ROLES or (role, related_id) in seen:
-            continue
-        seen.add((role, related_id))
-        label = related.get("prefect.resource.name") or related_id
-        resources.append(
-            {"key": f"related:{role}:{related_id}",
-             "sentence": (f"Every {words} of the {role} {label}, each counted on its own" if role != "tag"
-                          else f"Every {words} tagged {label.removeprefix('prefect.tag.')}, each counted on its own"),
-             "set": {"match": {RESOURCE_ID: kind}, "match_related": {RESOURCE_ID: related_id, RESOURCE_ROLE: role},
-                     "for_each": [RESOURCE_ID]}}
-        )
-    names = [{"key": "name", "sentence": f"This event, {name}", "set": {"expect": [name]}}]
-    if family != name:
-        names.append({"key": "family", "sentence": f"Any event of this family, {family}", "set": {"expect": [family]}})
-    postures = [
-        {"key": "observe", "sentence": "Fire when it happens (Reactive)",
-         "set": {"posture": REACTIVE, "after": [], "within": 0}},
-        {"key": "absent", "sentence": f"Fire when, after {name}, it does not happen within 5 minutes (Proactive)",
-         "set": {"posture": PROACTIVE, "after": [name], "within": 300}},
-    ]
-    default = {"resources": "exact", "names": "name", "postures": "observe"}
-    if _finished_run(event):
-        related = [w["key"] for w in resources if w["key"].startswith("related:")]
-        for role in ("deployment", "flow"):
-            found = next((key for key in related if key.startswith(f"related:{role}:")), None)
-            if found:
-                default["resources"] = found
-                break
-    return {"resources": resources, "names": names, "postures": postures, "default": default}
-
-
-# -- a sentence -------------------------------------------------------------------------------
-
-def _seconds(s: float) -> str:
-    s = float(s)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if s >= size and s % size == 0:
-            n = int(s // size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{s:g} second{'s' if s != 1 else ''}"
-
-
-def _names(patterns: tuple[str, ...]) -> str:
-    """Singular, whatever the count ("a X or Y event"): _plural makes "X or Y events"."""
-    if not patterns:
-        return "any event"
-    return " or ".join(patterns) + " event"
-
-
-def _spec_text(spec: dict) -> str:
-    parts = []
-    for key, value in spec.items():
-        values = value if isinstance(value, list) else [value]
-        shown = " or ".join(values)
-        parts.append(shown if key == RESOURCE_ID else f"{key}={shown}")
-    return ", ".join(parts)
-
-
-def _event_phrase(t: EventTrigger, names: tuple[str, ...]) -> str:
-    out = _names(names)
-    if t.match:
-        out += f" from {_spec_text(t.match)}"
-    for spec in t.match_related:
-        role = spec.get(RESOURCE_ROLE)
-        rest = {k: v for k, v in spec.items() if k != RESOURCE_ROLE}
-        what = _spec_text(rest) or "any resource"
-        out += f" related to {what}" + (f" (as {role if isinstance(role, str) else ' or '.join(role)})" if role else "")
-    return out
-
-
-def _a(phrase: str) -> str:
-    """The phrase with its article: "a x event", "an acme event", "any event"."""
-    if phrase.startswith("any "):
-        return phrase
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
-
-
-def _plural(phrase: str) -> str:
-    """ "x event from r" → "x events from r"; "any event" stays."""
-    if phrase.startswith("any event"):
-        return "events" + phrase.removeprefix("any event")
-    return phrase.replace(" event", " events", 1) if " events" not in phrase else phrase
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def describe(t: Trigger) -> str:
-    """What the trigger does, in one sentence."""
-    if t.type == "metric":
-        from .metrics import describe_metric
-
-        return describe_metric(t)
-    if isinstance(t, CompositeTrigger):
-        parts = [describe(child).removeprefix("Fires ").rstrip(".") for child in t.triggers]
-        within = f" within {_seconds(t.within)}" if t.within else ""
-        if t.type == "sequence":
-            return "Fires when these happen in this order" + within + ": " + "; then ".join(parts) + "."
-        how = "all" if t.require == len(t.triggers) else "any one" if t.require == 1 else f"{t.require}"
-        return f"Fires when {how} of these happen{within}: " + "; ".join(parts) + "."
-    each = ""
-    if t.for_each:
-        each = ", counted separately for each " + " and ".join(t.for_each)
-    if t.posture == PROACTIVE:
-        if t.after:
-            if t.threshold == 1:
-                missing = f"no {_names(t.expect)} follows"
-            else:
-                missing = f"fewer than {t.threshold} {_plural(_names(t.expect))} follow"
-            return f"Fires if, after {_a(_event_phrase(t, t.after))}, {missing} within {_seconds(t.within)}{each}."
-        if t.threshold == 1:
-            missing = f"no {_event_phrase(t, t.expect)} occurs"
-        else:
-            missing = f"fewer than {t.threshold} {_plural(_event_phrase(t, t.expect))} occur"
-        return f"Fires if {missing} within {_seconds(t.within)}{each}."
-    phrase = _event_phrase(t, t.expect)
-    start = f"after {_a(_event_phrase(t, t.after))}, " if t.after else ""
-    if t.threshold == 1:
-        core = f"every time {start}{_a(phrase)} occurs"
-        if t.after and t.within:
-            core += f" within {_seconds(t.within)}"
-        return f"Fires {core}{each}."
-    if t.within:
-        return f"Fires when {start}{t.threshold} {_plural(phrase)} occur within {_seconds(t.within)}{each}."
-    return f"Fires {start}every {_ordinal(t.threshold)} time {_a(phrase)} occurs{each}."
+def parse_metric(r: _Reader, data: dict, path: str, trigger_id: str, depth: int) -> tuple[MetricTrigger, dict] | None:
+    before = len(r.problems)
+    if depth > 0:
+        r.fail(path, "a metric trigger cannot be inside a compound or sequence trigger (Eventfeed evaluates metrics on their own)")
+        return None
+    for key in data:
+        if key not in METRIC_KEYS:
+            r.fail(f"{path}.{key}", f"is not a field of a metric trigger (expected one of: {', '.join(sorted(METRIC_KEYS))})")
+    if data.get("posture", "Metric") != "Metric":
+        r.fail(f"{path}.posture", 'must be "Metric" for a metric trigger')
+    for key, empty in (("after", []), ("for_each", [])):
+        if data.get(key) not in (None, empty):
+            r.fail(f"{path}.{key}", "is not used by a metric trigger: leave it empty")
+    match, related = r.resource_specs(data, path)
+    expect = r.strings(data.get("expect"), f"{path}.expect")
+    q = data.get("metric")
+    if not isinstance(q, dict):
+        r.fail(f"{path}.metric", "is required: {name, operator, threshold, range, firing_for}")
+        return None
+    for key in q:
+        if key not in QUERY_KEYS:
+            r.fail(f"{path}.metric.{key}", f"is not a field of a metric query (expected one of: {', '.join(sorted(QUERY_KEYS))})")
+    name = q.get("name")
+    if name not in PREFECT + GENERIC:
+        r.fail(f"{path}.metric.name", f"must be one of {', '.join(PREFECT + GENERIC)}")
+    operator = q.get("operator")
+    if operator not in OPERATORS:
+        r.fail(f"{path}.metric.operator", 'must be "<", "<=", ">" or ">="')
+    threshold = q.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        r.fail(f"{path}.metric.threshold", "is required: a number")
+    elif name in ("successes", "rate") and not 0 <= threshold <= 1:
+        r.fail(f"{path}.metric.threshold", f"{name} is a share of runs or events: a number from 0 to 1 (0.9 is 90 %)")
+    window = r.number(q.get("range", 300), f"{path}.metric.range")
+    if window is not None and window < 60:
+        r.fail(f"{path}.metric.range", "must be at least 60 seconds")
+    firing_for = r.number(q.get("firing_for", 300), f"{path}.metric.firing_for")
+    of = r.strings(q.get("of"), f"{path}.metric.of")
+    if of and name != "rate":
+        r.fail(f"{path}.metric.of", "is only used by the rate metric")
+    if expect and name in PREFECT:
+        r.fail(f"{path}.expect", f"is not used by the {name} metric (it reads flow-run state events)")
+    if len(r.problems) > before:
+        return None
+    query = {"name": name, "operator": operator, "threshold": threshold, "range": window, "firing_for": firing_for}
+    if of:
+        query["of"] = of
+    out = {"type": "metric", "id": trigger_id, "match": match,
+           "match_related": related_json(related), "posture": "Metric", "metric": query}
+    if expect:
+        out["expect"] = expect
+    return MetricTrigger(path, trigger_id, match, tuple(related), tuple(expect), name, operator, float(threshold),
+                         window, firing_for, tuple(of)), out

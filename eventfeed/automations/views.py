@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -13,13 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 from eventfeed.events.wire import stored
 
 from . import store
-from .debug_views import debug_context
+from .describe import default_trigger, describe, widenings
+from .detail import automation_or_404, detail_context, sentence
 from .forms import AutomationForm
-from .models import ActionRun, Automation, Firing, Notification
+from .models import Automation, Notification
 from .preview import RANGES, preview
-from .triggers import TriggerError, default_trigger, describe, parse_trigger, widenings
+from .triggers import TriggerError, parse_trigger
 
-HISTORY = 50
 ACTION_EXAMPLES = {
     "send-notification": {"type": "send-notification", "subject": "{{ automation.name }}: {{ event.event }}",
                           "body": "{{ event.resource.id }} at {{ event.occurred }}", "to": []},
@@ -47,23 +46,6 @@ def channel_examples() -> dict:
     return out
 
 
-def _automation(automation_id: str) -> Automation:
-    try:
-        automation = Automation.objects.filter(pk=uuid.UUID(automation_id)).first()
-    except ValueError:
-        automation = None
-    if automation is None:
-        raise Http404("No automation has this id.")
-    return automation
-
-
-def sentence(trigger_json: dict) -> str:
-    try:
-        return describe(parse_trigger(trigger_json)[0])
-    except TriggerError:
-        return "This trigger is not valid any more: edit it."
-
-
 @require_GET
 @login_required
 def automation_list(request: HttpRequest) -> HttpResponse:
@@ -74,25 +56,8 @@ def automation_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def automation_detail(request: HttpRequest, automation_id: str) -> HttpResponse:
-    automation = _automation(automation_id)
+    automation = automation_or_404(automation_id)
     return render(request, "automations/detail.html", detail_context(automation))
-
-
-def detail_context(automation: Automation) -> dict:
-    firings = list(Firing.objects.filter(automation=automation).order_by("-at")[:HISTORY])
-    runs: dict = {}
-    for run in ActionRun.objects.filter(firing__in=firings):
-        runs.setdefault(run.firing_id, []).append(run)
-    ctx = {
-        "automation": automation,
-        "sentence": sentence(automation.trigger),
-        "trigger_json": json.dumps(automation.trigger, indent=2),
-        "actions_json": json.dumps(automation.actions, indent=2),
-        "history": [(f, sorted(runs.get(f.id, []), key=lambda r: r.index)) for f in firings],
-        "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED, reruns__isnull=True).order_by("-created")[:5],
-        **debug_context(automation),
-    }
-    return ctx
 
 
 def _editor(request: HttpRequest, form: AutomationForm, automation: Automation | None, event: dict | None) -> HttpResponse:
@@ -136,7 +101,7 @@ def automation_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def automation_edit(request: HttpRequest, automation_id: str) -> HttpResponse:
-    automation = _automation(automation_id)
+    automation = automation_or_404(automation_id)
     if request.method == "POST":
         form = AutomationForm(request.POST)
         if form.is_valid():
@@ -150,7 +115,7 @@ def automation_edit(request: HttpRequest, automation_id: str) -> HttpResponse:
 @require_POST
 @login_required
 def automation_delete(request: HttpRequest, automation_id: str) -> HttpResponse:
-    automation = _automation(automation_id)
+    automation = automation_or_404(automation_id)
     store.delete_automation(automation)
     messages.success(request, f"Deleted “{automation.name}”.")
     return redirect("automation-list")
@@ -159,7 +124,7 @@ def automation_delete(request: HttpRequest, automation_id: str) -> HttpResponse:
 @require_POST
 @login_required
 def automation_enabled(request: HttpRequest, automation_id: str) -> HttpResponse:
-    automation = _automation(automation_id)
+    automation = automation_or_404(automation_id)
     store.set_enabled(automation, request.POST.get("enabled") == "on")
     if request.headers.get("Accept") == "application/json":
         return JsonResponse({"enabled": automation.enabled})
