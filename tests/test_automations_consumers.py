@@ -29,6 +29,27 @@ async def test_it_pushes_a_stored_notification_to_a_signed_in_page(django_user_m
         await database_sync_to_async(push)(note)
         message = await c.receive_json_from(timeout=2)
         assert message["type"] == "notification" and message["subject"] == "Shipped" and message["id"] == str(note.id)
+        assert message["automation"] is None  # no automation (deleted): the toast says "Notification"
+    finally:
+        await c.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_names_the_automation_and_sends_the_time_as_utc_with_z(django_user_model):
+    from eventfeed.automations.models import Automation
+
+    user = await database_sync_to_async(django_user_model.objects.create_user)("dave", password="pw-dave-123")
+    automation = await database_sync_to_async(Automation.objects.create)(name="Orders shipped", trigger={}, actions=[])
+    c = communicator(user)
+    connected, _ = await c.connect()
+    try:
+        assert connected
+        note = await database_sync_to_async(Notification.objects.create)(automation=automation, subject="Shipped", body="")
+        await database_sync_to_async(push)(note)
+        message = await c.receive_json_from(timeout=2)
+        # The page formats the time in the top bar's zone; it gets the automation's name, not its id.
+        assert message["automation"] == "Orders shipped"
+        assert message["created"].endswith("Z") and "+00:00" not in message["created"]
     finally:
         await c.disconnect()
 

@@ -8,6 +8,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from eventfeed.events.wire import iso
+
 from .models import Notification
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,10 @@ def as_message(note: Notification) -> dict:
     return {
         "id": str(note.id),
         "subject": note.subject,
+        # The toast heads with the automation's name, not its id; None once it is deleted.
+        "automation": note.automation.name if note.automation_id else None,
         "body": note.body,
-        "created": note.created.isoformat(),
+        "created": iso(note.created),
         "automation_url": f"/automations/{note.automation_id}/" if note.automation_id else None,
         "event_url": f"/events/{note.firing.event_id}/" if note.firing_id else None,
     }

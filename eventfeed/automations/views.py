@@ -21,7 +21,7 @@ from .triggers import TriggerError, parse_trigger
 
 ACTION_EXAMPLES = {
     "send-notification": {"type": "send-notification", "subject": "{{ automation.name }}: {{ event.event }}",
-                          "body": "{{ event.resource.id }} at {{ event.occurred }}", "to": []},
+                          "body": "{{ event.resource.name or event.resource.id }}", "to": []},
     "call-webhook": {"type": "call-webhook", "url": "https://example.com/hook", "method": "POST",
                      "headers": {"Content-Type": "application/json"},
                      "payload": '{"automation": {{ automation.name|json }}, "event": {{ event|json }}}', "timeout": 10},
@@ -42,7 +42,7 @@ def channel_examples() -> dict:
                                        "payload": '{"automation": {{ automation.name|json }}, "event": {{ event|json }}}'}
         out[f"notify {doc.name}"] = {"type": "send-notification", "block_document_id": str(doc.id),
                                      "subject": "{{ automation.name }}: {{ event.event }}",
-                                     "body": "{{ event.resource.id }} at {{ event.occurred }}"}
+                                     "body": "{{ event.resource.name or event.resource.id }}"}
     return out
 
 

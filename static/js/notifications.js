@@ -3,6 +3,7 @@
 // notifications page.
 
 import { appPath, socketUrl } from "./lib/dom.js";
+import { renderTimes } from "./lib/times.js";
 
 const region = document.createElement("div");
 region.className = "toasts";
@@ -14,9 +15,21 @@ function toast(note) {
   const el = document.createElement(note.event_url ? "a" : "div");
   el.className = "toast";
   if (note.event_url) el.href = note.event_url;
+  // Which automation, and when in the zone and format of the top bar's switch (not an ISO stamp).
+  const head = document.createElement("span");
+  head.className = "toast-head";
   const title = document.createElement("strong");
-  title.textContent = note.subject;
-  el.append(title);
+  title.textContent = note.automation || "Notification";
+  const when = document.createElement("time");
+  when.dateTime = note.created;
+  when.dataset.format = "time";
+  when.textContent = note.created;
+  head.append(title, " ", when);
+  const subject = document.createElement("span");
+  subject.className = "toast-subject";
+  subject.textContent = note.subject;
+  el.append(head, subject);
+  renderTimes(el);
   if (note.body) {
     const body = document.createElement("span");
     body.textContent = note.body;

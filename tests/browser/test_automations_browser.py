@@ -69,6 +69,10 @@ def test_it_builds_an_automation_from_an_event_and_notifies_live(signed_in_page)
     post_events(server, key, [make_event("prefect.flow-run.Failed", "prefect.flow-run.bbb")])
     toast = page.locator(".toast").first
     expect(toast).to_contain_text("Any flow run failed: prefect.flow-run.Failed", timeout=15_000)
+    # Headed by the automation's name and the time as every page writes it (24-hour), no ISO stamp.
+    assert toast.locator(".toast-head strong").inner_text() == "Any flow run failed"
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", toast.locator(".toast-head time").inner_text())
+    assert "T" not in toast.locator(".toast-head time").inner_text()
     shot(page, "automation-toast")
 
     for _ in range(20):
