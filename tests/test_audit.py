@@ -183,3 +183,110 @@ def test_it_shows_only_the_scheme_and_host_of_a_url(url, shown):
     from eventfeed.audit import redact_url
 
     assert redact_url(url) == shown
+
+
+# -- what was added later: one test per audit event -------------------------------------------
+
+def audited(what: str, resource_id: str, actor_id: str, *secrets: str) -> Event:
+    """The one eventfeed.audit.<what>: on its resource, by its actor, and no secret anywhere."""
+    [event] = audit(what)
+    assert event.event == f"eventfeed.audit.{what}"
+    assert event.resource_id == resource_id
+    assert actor(event)["prefect.resource.id"] == actor_id
+    said = everything_said()
+    for secret in secrets:
+        assert secret not in said
+    return event
+
+
+def test_it_records_a_retention_override_created_on_the_storage_page(owner_client, owner):
+    assert owner_client.post("/settings/storage/", {"pattern": "acme.audit.*", "days": 400}).status_code == 302
+    event = audited("retention-override.created", "eventfeed.retention-override.acme.audit.*", f"eventfeed.user.{owner.pk}",
+                    "password-alice-1")
+    assert event.payload == {"pattern": "acme.audit.*", "days": 400}
+
+
+def test_it_records_a_retention_override_changed_with_what_changed(owner_client, owner):
+    owner_client.post("/settings/storage/", {"pattern": "acme.noise", "days": 3})
+    owner_client.post("/settings/storage/", {"pattern": "acme.noise", "days": 3})  # the same again: no change
+    owner_client.post("/settings/storage/", {"pattern": "acme.noise", "days": 1})
+    event = audited("retention-override.updated", "eventfeed.retention-override.acme.noise", f"eventfeed.user.{owner.pk}")
+    assert event.payload == {"pattern": "acme.noise", "changed": {"days": {"from": 3, "to": 1}}}
+
+
+def test_it_records_a_retention_override_deleted(owner_client, owner):
+    from eventfeed.events.models import RetentionOverride
+
+    owner_client.post("/settings/storage/", {"pattern": "acme.noise", "days": 3})
+    override = RetentionOverride.objects.get()
+    assert owner_client.post(f"/settings/storage/overrides/{override.pk}/delete").status_code == 302
+    event = audited("retention-override.deleted", "eventfeed.retention-override.acme.noise", f"eventfeed.user.{owner.pk}")
+    assert event.payload == {"pattern": "acme.noise", "days": 3} and not RetentionOverride.objects.exists()
+
+
+def test_it_records_a_prefect_server_followed_the_first_time_by_the_system(db):
+    from eventfeed.follow import follower
+
+    url = "http://prefect.internal:4200/api"
+    follower.set_connected(url, True)
+    follower.set_connected(url, False, "gone")
+    follower.set_connected(url, True)
+    event = audited("prefect-server.followed", f"eventfeed.prefect-server.{url}", "eventfeed.system")
+    assert event.payload == {"url": url}
+
+
+def test_it_records_a_dry_replay_by_the_key_that_ran_it(client, auth, api_key):
+    from tests.test_automations_replay import TRIGGER
+
+    key = ApiKey.objects.get()
+    a = store.save_automation(store.parse_automation({"name": "Twice", "trigger": TRIGGER}))
+    store_events(make_event("acme.job.failed", "acme.job.1"), make_event("acme.job.failed", "acme.job.1"))
+    body = {"filter": {"resource": {"id": ["acme.job.1"]}}, "run_actions": False}
+    assert client.post(f"/api/automations/{a.id}/replay", body, content_type="application/json", **auth).status_code == 200
+    event = audited("automation.replayed", a.resource_id, f"eventfeed.api-key.{key.pk}", api_key)
+    assert {k: event.payload[k] for k in ("run_actions", "events_read", "fired")} == {"run_actions": False, "events_read": 2, "fired": 1}
+    assert "firing_ids" not in event.payload
+
+
+def test_it_records_a_real_replay_on_the_page_with_the_firings_it_made(owner_client, owner):
+    from eventfeed.automations.models import Firing
+    from tests.test_automations_replay import TRIGGER
+
+    a = store.save_automation(store.parse_automation(
+        {"name": "Twice", "trigger": TRIGGER,
+         "actions": [{"type": "call-webhook", "url": SECRET_URL, "headers": {"Authorization": SECRET_HEADER}}]}))
+    store_events(make_event("acme.job.failed", "acme.job.1"), make_event("acme.job.failed", "acme.job.1"))
+    assert owner_client.post(f"/automations/{a.id}/replay", {"run_actions": "on"}).status_code == 200
+    event = audited("automation.replayed", a.resource_id, f"eventfeed.user.{owner.pk}", SECRET_HEADER, "XXXXSECRET")
+    assert event.payload["run_actions"] is True and event.payload["fired"] == 1
+    assert event.payload["firing_ids"] == [str(f.id) for f in Firing.objects.filter(automation=a)]
+
+
+def test_it_records_an_action_rerun_without_the_action(owner_client, owner, settings):
+    from eventfeed.automations.models import ActionRun
+    from tests.test_automations_actions import fire
+
+    settings.EVENTFEED_OUTBOUND_ALLOW = []
+    a = fire([{"type": "call-webhook", "url": SECRET_URL, "headers": {"Authorization": SECRET_HEADER}}])
+    ActionRun.objects.update(status=ActionRun.FAILED)
+    failed = ActionRun.objects.get()
+    assert owner_client.post(f"/automations/{a.id}/runs/{failed.id}/rerun").status_code == 302
+    again = ActionRun.objects.get(rerun_of=failed)
+    event = audited("automation.action.rerun", a.resource_id, f"eventfeed.user.{owner.pk}", SECRET_HEADER, "XXXXSECRET")
+    assert event.payload == {"run": str(again.id), "rerun_of": str(failed.id), "firing": str(failed.firing_id),
+                             "action_index": 0, "action_type": "call-webhook"}
+
+
+def test_it_records_a_webhook_secret_rotation_as_a_changed_field_without_the_secret(client, owner, owner_client):
+    _, raw = ApiKey.create("alice's key", created_by=owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    made = client.post("/api/webhooks/", {"name": "Shop", "template": '{"event": "x", "resource": {"prefect.resource.id": "y"}}',
+                                          "verification": {"kind": "github", "secret": "gh-secret-1"}},
+                       content_type="application/json", **auth).json()
+    # Same kind, a new secret: what the API shows ({"kind": "github", "secret_set": true}) does not change.
+    assert client.patch(f"/api/webhooks/{made['id']}", {"verification": {"kind": "github", "secret": "gh-secret-2"}},
+                        content_type="application/json", **auth).status_code == 204
+    key = ApiKey.objects.get(name="alice's key")
+    event = audited("webhook.updated", f"eventfeed.webhook.{made['id']}", f"eventfeed.api-key.{key.pk}",
+                    "gh-secret-1", "gh-secret-2", raw, made["slug"])
+    assert event.payload == {"changed": {"verification.secret": {"from": "[redacted]", "to": "[redacted]"}}}

@@ -9,8 +9,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events.filters import Matchable
-from eventfeed.events.schema import validate_event
+from eventfeed.events.schema import RESOURCE_ID, validate_event
 from eventfeed.events.wire import iso, stored, wire
 
 from . import core, wakeup
@@ -109,6 +110,10 @@ def rerun_action(automation: Automation, run_id: str):
     with transaction.atomic():
         again = ActionRun.objects.create(firing=run.firing, automation=automation, index=run.index, action=run.action,
                                          next_attempt=timezone.now(), rerun_of=run)
+        # The action's type and place, not the action: its URL and headers may hold credentials.
+        audit.record("automation.action.rerun", {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name},
+                     {"run": str(again.id), "rerun_of": str(run.id), "firing": str(run.firing_id),
+                      "action_index": run.index, "action_type": run.action.get("type")})
 
         transaction.on_commit(wakeup.wake_actions)
     return again

@@ -21,6 +21,7 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events.filters import EventFilter, Matchable
 from eventfeed.events.models import Event
 from eventfeed.events.schema import RESOURCE_ID
@@ -210,6 +211,16 @@ def replay(trigger: Trigger, base: EventFilter, *, automation: Automation | None
                                 "firings' actions: narrow the filter")
         with transaction.atomic():
             rows = record_firings(automation, trigger, firings, {}, replayed=True)
-        out["firing_ids"] = [str(r.id) for r in rows]
+            out["firing_ids"] = [str(r.id) for r in rows]
+            _audit(automation, out)
+    elif automation is not None:
+        # A dry run changes nothing, but it reads the stored events through someone's automation.
+        _audit(automation, out)
     out["seconds"] = round(time.monotonic() - started, 3)
     return out
+
+
+def _audit(automation: Automation, out: dict) -> None:
+    audit.record("automation.replayed", {RESOURCE_ID: automation.resource_id, "prefect.resource.name": automation.name},
+                 {key: out[key] for key in ("run_actions", "since", "until", "events_read", "fired", "resolved", "firing_ids")
+                  if key in out})

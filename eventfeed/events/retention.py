@@ -73,6 +73,38 @@ def days_problem(days) -> str | None:
     return None
 
 
+# -- overrides set on the storage page -----------------------------------------------------------
+
+def _override_resource(pattern: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"eventfeed.retention-override.{pattern}", "prefect.resource.name": pattern}
+
+
+def save_override(pattern: str, days: int, user=None) -> RetentionOverride:
+    """Keep events named `pattern` `days` days (a new override, or a change of one), audited."""
+    from eventfeed import audit
+
+    with transaction.atomic():
+        override, created = RetentionOverride.objects.select_for_update().get_or_create(
+            pattern=pattern, defaults={"days": days, "updated_by": user})
+        if created:
+            audit.record("retention-override.created", _override_resource(pattern), {"pattern": pattern, "days": days})
+        elif override.days != days:
+            changed = audit.changes({"days": override.days}, {"days": days})
+            override.days, override.updated_by = days, user
+            override.save(update_fields=["days", "updated_by", "updated"])
+            audit.record("retention-override.updated", _override_resource(pattern), {"pattern": pattern, "changed": changed})
+    return override
+
+
+def delete_override(override: RetentionOverride) -> None:
+    from eventfeed import audit
+
+    with transaction.atomic():
+        audit.record("retention-override.deleted", _override_resource(override.pattern),
+                     {"pattern": override.pattern, "days": override.days})
+        override.delete()
+
+
 @dataclass
 class Policy:
     default: int

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from eventfeed import audit
 from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replica, replica_lag_seconds
 
-from . import export, queries, storage
+from . import export, queries, retention, storage
 from .retention import Policy
 from .filter_parsers import RANGES
 from .filtersets import FeedFilterSet
@@ -237,9 +237,7 @@ def storage_page(request: HttpRequest) -> HttpResponse:
     in force, and what it removes next; a POST adds or changes a retention override."""
     form = RetentionOverrideForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        RetentionOverride.objects.update_or_create(
-            pattern=form.cleaned_data["pattern"], defaults={"days": form.cleaned_data["days"], "updated_by": request.user}
-        )
+        retention.save_override(form.cleaned_data["pattern"], form.cleaned_data["days"], request.user)
         messages.success(request, f"Events named {form.cleaned_data['pattern']} are now kept {form.cleaned_data['days']} days.")
         return redirect("storage")
     now = timezone.now()
@@ -267,6 +265,6 @@ def storage_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def delete_retention_override(request: HttpRequest, override_id: int) -> HttpResponse:
     override = get_object_or_404(RetentionOverride, pk=override_id)
-    override.delete()
+    retention.delete_override(override)
     messages.success(request, f"Removed the override for {override.pattern}; the default applies again.")
     return redirect("storage")

@@ -20,11 +20,13 @@ from urllib.parse import urlparse
 
 import httpx
 from channels.db import database_sync_to_async
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from eventfeed import audit
 from eventfeed.events.emit import emit
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import Event, IngestProblem
@@ -97,7 +99,19 @@ def socket_url(base: str) -> str:
 # -- the database side (sync, one thread per call) --------------------------------------------
 
 def server_row(url: str) -> FollowedServer:
-    return FollowedServer.objects.get_or_create(url=url)[0]
+    """The server's row, made (and audited) the first time its URL is followed."""
+    server = FollowedServer.objects.filter(url=url).first()
+    if server is not None:
+        return server
+    with transaction.atomic():
+        server, created = FollowedServer.objects.get_or_create(url=url)
+        if created:
+            audit.record("prefect-server.followed", server_resource(url), {"url": url})
+    return server
+
+
+def server_resource(url: str) -> dict[str, str]:
+    return {RESOURCE_ID: f"eventfeed.prefect-server.{url}", "prefect.resource.name": url}
 
 
 def store(url: str, raws: list[dict]) -> tuple[int, list]:
@@ -139,8 +153,7 @@ def store(url: str, raws: list[dict]) -> tuple[int, list]:
 
 def emit_state(url: str, what: str, payload: dict) -> None:
     """The follower's state as an event in the feed (`eventfeed.follow.connected`, …)."""
-    emit(f"eventfeed.follow.{what}", {RESOURCE_ID: f"eventfeed.prefect-server.{url}", "prefect.resource.name": url},
-         payload=payload)
+    emit(f"eventfeed.follow.{what}", server_resource(url), payload=payload)
 
 
 def is_stored(event_id) -> bool:

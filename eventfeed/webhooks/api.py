@@ -129,7 +129,7 @@ def item(request: HttpRequest, webhook_id: str) -> HttpResponse:
     fields, problems = parse_fields(data, partial=request.method == "PATCH", current=webhook)
     if problems:
         return invalid(problems)
-    before = store.shown(webhook)
+    before = store.before_change(webhook)
     store.save(webhook, fields)
     store.audit_change("updated", webhook, before)
     return HttpResponse(status=204)

@@ -69,10 +69,30 @@ def shown(webhook: Webhook) -> dict[str, Any]:
     return {k: v for k, v in webhook_json(webhook).items() if k not in ("slug", "created", "updated")}
 
 
-def audit_change(what: str, webhook: Webhook, before: dict[str, Any] | None = None) -> None:
-    """eventfeed.audit.webhook.<what> by whoever makes the request (the pages and the API call it)."""
+@dataclass(frozen=True)
+class Before:
+    """A webhook as it was, for auditing a change: what an audit event may show, and its secret,
+    kept only to tell whether it changed (never recorded, never in a repr)."""
+
+    shown: dict[str, Any]
+    secret: str = field(repr=False)
+
+
+def before_change(webhook: Webhook) -> Before:
+    return Before(shown(webhook), verification.from_stored(webhook.verification).secret)
+
+
+def audit_change(what: str, webhook: Webhook, before: Before | None = None) -> None:
+    """eventfeed.audit.webhook.<what> by whoever makes the request (the pages and the API call it);
+    an update takes `before_change(webhook)` from before the save."""
     if what == "updated":
-        changed = audit.changes(before or {}, shown(webhook))
+        changed = audit.changes(before.shown if before else {}, shown(webhook))
+        secret = verification.from_stored(webhook.verification).secret
+        if before is not None and secret != before.secret:
+            # A new secret is a change to see (who rotated it, when), named but never shown:
+            # what the API shows of a verification, `secret_set`, stays true across a rotation.
+            changed["verification.secret"] = {"from": audit.REDACTED if before.secret else None,
+                                              "to": audit.REDACTED if secret else None}
         toggled = changed.pop("enabled", None)
         if changed:
             audit_change_event("updated", webhook, {"changed": changed})

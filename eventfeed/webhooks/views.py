@@ -95,7 +95,7 @@ def webhook_edit(request: HttpRequest, webhook_id: str) -> HttpResponse:
     if request.method == "POST":
         form = WebhookForm(request.POST, current=current)
         if form.is_valid():
-            before = store.shown(webhook)
+            before = store.before_change(webhook)
             store.save(webhook, form.fields_for_store())
             store.audit_change("updated", webhook, before)
             messages.success(request, f"Saved “{webhook.name}”.")
@@ -117,7 +117,7 @@ def webhook_rotate(request: HttpRequest, webhook_id: str) -> HttpResponse:
 @login_required
 def webhook_enabled(request: HttpRequest, webhook_id: str) -> HttpResponse:
     webhook = _webhook(request, webhook_id)
-    before = store.shown(webhook)
+    before = store.before_change(webhook)
     store.save(webhook, {"enabled": request.POST.get("enabled") == "on"})
     store.audit_change("updated", webhook, before)
     if request.headers.get("Accept") == "application/json":
