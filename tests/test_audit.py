@@ -290,3 +290,32 @@ def test_it_records_a_webhook_secret_rotation_as_a_changed_field_without_the_sec
     event = audited("webhook.updated", f"eventfeed.webhook.{made['id']}", f"eventfeed.api-key.{key.pk}",
                     "gh-secret-1", "gh-secret-2", raw, made["slug"])
     assert event.payload == {"changed": {"verification.secret": {"from": "[redacted]", "to": "[redacted]"}}}
+
+
+def test_it_records_a_saved_view_created_by_its_owner(owner_client, owner):
+    from eventfeed.savedviews.models import SavedView
+
+    owner_client.post("/views/", {"name": "Failures", "query": "event=prefect.flow-run.Failed&range=24h", "shared": "on"})
+    view = SavedView.objects.get()
+    event = audited("saved-view.created", f"eventfeed.saved-view.{view.pk}", f"eventfeed.user.{owner.pk}", "password-alice-1")
+    assert event.payload == {"name": "Failures", "query": "event=prefect.flow-run.Failed&range=24h", "shared": True}
+
+
+@pytest.mark.parametrize("shared, what", [("on", "shared"), ("off", "unshared")])
+def test_it_records_a_saved_view_shared_or_unshared_once(owner_client, owner, shared, what):
+    from eventfeed.savedviews import store as views
+
+    view = views.save_view(owner, "Failures", "range=24h", shared=shared == "off")
+    owner_client.post(f"/views/{view.pk}/share", {"shared": shared})
+    owner_client.post(f"/views/{view.pk}/share", {"shared": shared})  # already so: nothing changes
+    event = audited(f"saved-view.{what}", f"eventfeed.saved-view.{view.pk}", f"eventfeed.user.{owner.pk}")
+    assert event.payload == {"name": "Failures"}
+
+
+def test_it_records_a_saved_view_deleted_with_what_it_was(owner_client, owner):
+    from eventfeed.savedviews import store as views
+
+    view = views.save_view(owner, "Failures", "range=24h", shared=False)
+    owner_client.post(f"/views/{view.pk}/delete")
+    event = audited("saved-view.deleted", f"eventfeed.saved-view.{view.pk}", f"eventfeed.user.{owner.pk}")
+    assert event.payload == {"name": "Failures", "query": "range=24h", "shared": False}

@@ -8,6 +8,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
+from eventfeed import audit
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_NAME
+
 from .models import Home, SavedView
 
 # Where a page of the feed starts or how it is delivered, not what it shows: never saved.
@@ -40,16 +43,29 @@ def name_taken(owner, name: str) -> bool:
     return SavedView.objects.filter(owner=owner, name=name).exists()
 
 
+def _audit(what: str, view: SavedView, payload: dict) -> None:
+    audit.record(f"saved-view.{what}", {RESOURCE_ID: f"eventfeed.saved-view.{view.pk}", RESOURCE_NAME: view.name}, payload)
+
+
+@transaction.atomic
 def save_view(owner, name: str, query: str, shared: bool) -> SavedView:
-    return SavedView.objects.create(owner=owner, name=name, query=query, shared=shared)
+    view = SavedView.objects.create(owner=owner, name=name, query=query, shared=shared)
+    _audit("created", view, {"name": name, "query": query, "shared": shared})
+    return view
 
 
+@transaction.atomic
 def set_shared(view: SavedView, shared: bool) -> None:
+    if view.shared == shared:
+        return
     view.shared = shared
     view.save(update_fields=["shared", "updated"])
+    _audit("shared" if shared else "unshared", view, {"name": view.name})
 
 
+@transaction.atomic
 def delete_view(view: SavedView) -> None:
+    _audit("deleted", view, {"name": view.name, "query": view.query, "shared": view.shared})
     view.delete()  # homes pinned on it go with it (CASCADE): those feeds open plain again
 
 
