@@ -174,3 +174,69 @@ def test_it_answers_a_bad_trigger_with_paths(owner_client, db):
 def test_it_404s_an_unknown_automation(owner_client, db):
     assert owner_client.get("/automations/00000000-0000-0000-0000-000000000000/").status_code == 404
     assert owner_client.get("/automations/nope/").status_code == 404
+
+
+# -- actions edited in a form: webhook header secrets, problems by path -----------------------------
+
+HOOK = {"type": "call-webhook", "url": "https://hooks.example.com/x", "method": "POST", "payload": "",
+        "headers": {"Content-Type": "application/json", "Authorization": "Bearer s3cret-token"}, "timeout": 10}
+
+
+@pytest.fixture
+def with_secret(db):
+    return store.save_automation(store.parse_automation({"name": "Hooked", "trigger": TRIGGER, "actions": [HOOK]}))
+
+
+def editor_data(response) -> dict:
+    html = response.content.decode()
+    start = html.index('<script id="editor-data" type="application/json">') + len('<script id="editor-data" type="application/json">')
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def test_it_masks_webhook_header_secrets_on_the_automation_pages(owner_client, with_secret):
+    for url in (f"/automations/{with_secret.id}/", f"/automations/{with_secret.id}/edit"):
+        html = owner_client.get(url).content.decode()
+        assert "s3cret-token" not in html, url
+        assert "••••••••" in html and "application/json" in html, url
+
+
+def test_it_keeps_a_masked_secret_on_save_and_takes_a_new_one(owner_client, with_secret):
+    form = owner_client.get(f"/automations/{with_secret.id}/edit").context["form"]
+    data = {"name": "Hooked", "enabled": "on", "trigger": json.dumps(TRIGGER), "actions": form.initial["actions"]}
+    assert owner_client.post(f"/automations/{with_secret.id}/edit", data).status_code == 302
+    with_secret.refresh_from_db()
+    assert with_secret.actions[0]["headers"]["Authorization"] == "Bearer s3cret-token"
+    # Moved behind a new first action, it is still found (same URL).
+    moved = [{"type": "do-nothing"}, json.loads(form.initial["actions"])[0]]
+    assert owner_client.post(f"/automations/{with_secret.id}/edit", {**data, "actions": json.dumps(moved)}).status_code == 302
+    with_secret.refresh_from_db()
+    assert with_secret.actions[1]["headers"]["Authorization"] == "Bearer s3cret-token"
+    changed = [{**HOOK, "headers": {"Authorization": "Bearer new"}}]
+    owner_client.post(f"/automations/{with_secret.id}/edit", {**data, "actions": json.dumps(changed)})
+    with_secret.refresh_from_db()
+    assert with_secret.actions[0]["headers"] == {"Authorization": "Bearer new"}
+
+
+def test_it_refuses_a_mask_with_no_saved_value_behind_it(owner_client, db):
+    masked = [{**HOOK, "headers": {"X-Api-Key": "••••••••"}}]
+    response = owner_client.post("/automations/new", {"name": "x", "trigger": json.dumps(TRIGGER), "actions": json.dumps(masked)})
+    assert response.status_code == 400
+    assert editor_data(response)["problems"]["actions"] == [
+        {"path": "actions[0].headers.X-Api-Key", "rule": "is masked but no value is saved for it: type the value"}]
+    assert not Automation.objects.exists()
+
+
+def test_it_gives_the_editor_each_problem_by_its_json_path(owner_client, db):
+    bad = [{"type": "call-webhook", "url": "ftp://x", "method": "BREW"}, {"type": "send-notification", "to": ["nobody"]}]
+    response = owner_client.post("/automations/new", {"name": "x", "trigger": json.dumps(TRIGGER), "actions": json.dumps(bad)})
+    assert response.status_code == 400
+    problems = editor_data(response)["problems"]
+    assert problems["trigger"] == []
+    assert {p["path"] for p in problems["actions"]} == {"actions[0].url", "actions[0].method", "actions[1].to"}
+
+
+def test_it_marks_json_that_does_not_read_so_the_editor_opens_its_json_tab(owner_client, db):
+    response = owner_client.post("/automations/new", {"name": "x", "trigger": "{", "actions": "[{"})
+    problems = editor_data(response)["problems"]
+    assert problems["trigger"][0]["json"] and problems["trigger"][0]["path"] == "trigger"
+    assert problems["actions"][0]["json"] and problems["actions"][0]["rule"].startswith("This is not valid JSON")

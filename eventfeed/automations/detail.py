@@ -13,6 +13,7 @@ from django.http import Http404
 from . import debugging, records
 from .describe import describe
 from .forms import ReplayForm, TestEventForm
+from .masking import mask_secrets
 from .models import ActionRun, Automation, Firing
 from .triggers import TriggerError, parse_trigger
 
@@ -45,7 +46,7 @@ def detail_context(automation: Automation) -> dict:
         "automation": automation,
         "sentence": sentence(automation.trigger),
         "trigger_json": json.dumps(automation.trigger, indent=2),
-        "actions_json": json.dumps(automation.actions, indent=2),
+        "actions_json": json.dumps(mask_secrets(automation.actions), indent=2, ensure_ascii=False),
         "history": [(f, sorted(runs.get(f.id, []), key=lambda r: r.index)) for f in firings],
         "failed_runs": ActionRun.objects.filter(automation=automation, status=ActionRun.FAILED, reruns__isnull=True).order_by("-created")[:5],
         **debug_context(automation),

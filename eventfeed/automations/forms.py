@@ -9,6 +9,7 @@ from eventfeed.events.filters import FilterError
 
 from . import debugging
 from .action_specs import parse_actions
+from .masking import keep_secrets, mask_secrets
 from .triggers import TriggerError, parse_trigger
 
 
@@ -19,10 +20,6 @@ def _json(value: str):
         raise forms.ValidationError(f"This is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.")
 
 
-def _problems(e: TriggerError) -> forms.ValidationError:
-    return forms.ValidationError([f"{path}: {rule}" for path, rule in e.problems])
-
-
 class AutomationForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -30,19 +27,42 @@ class AutomationForm(forms.Form):
     trigger = forms.CharField(widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false"}))
     actions = forms.CharField(required=False, initial="[]", widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}))
 
+    def __init__(self, *args, automation=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The saved automation, whose webhook header secrets a masked value keeps.
+        self.automation = automation
+        # (JSON path, rule) per problem, for the editor to show each at its field.
+        self.problems: dict[str, list[dict]] = {"trigger": [], "actions": []}
+
+    def _problems(self, field: str, problems: list[tuple[str, str]]) -> forms.ValidationError:
+        self.problems[field] += [{"path": path, "rule": rule} for path, rule in problems]
+        return forms.ValidationError([f"{path}: {rule}" for path, rule in problems])
+
+    def _json(self, field: str):
+        try:
+            return _json(self.cleaned_data.get(field) or ("[]" if field == "actions" else ""))
+        except forms.ValidationError as e:
+            # The JSON itself does not read: the editor opens its JSON tab on this message.
+            self.problems[field].append({"path": field, "rule": e.messages[0], "json": True})
+            raise
+
     def clean_trigger(self) -> dict:
-        data = _json(self.cleaned_data["trigger"])
+        data = self._json("trigger")
         try:
             return parse_trigger(data, "trigger")[1]
         except TriggerError as e:
-            raise _problems(e)
+            raise self._problems("trigger", e.problems)
 
     def clean_actions(self) -> list:
-        data = _json(self.cleaned_data.get("actions") or "[]")
+        data, masked = keep_secrets(self._json("actions"), self.automation.actions if self.automation else None)
+        problems = list(masked)
         try:
-            return parse_actions(data, "actions")
+            actions = parse_actions(data, "actions")
         except TriggerError as e:
-            raise _problems(e)
+            problems += e.problems
+        if problems:
+            raise self._problems("actions", problems)
+        return actions
 
     def fields_for_store(self) -> dict:
         return {k: self.cleaned_data[k] for k in ("name", "description", "enabled", "trigger", "actions")}
@@ -54,7 +74,7 @@ class AutomationForm(forms.Form):
             "description": automation.description,
             "enabled": automation.enabled,
             "trigger": json.dumps(automation.trigger, indent=2),
-            "actions": json.dumps(automation.actions, indent=2),
+            "actions": json.dumps(mask_secrets(automation.actions), indent=2, ensure_ascii=False),
         }
 
 

@@ -27,8 +27,18 @@ ACTION_EXAMPLES = {
                      "payload": '{"automation": {{ automation.name|json }}, "event": {{ event|json }}}', "timeout": 10},
     "emit-event": {"type": "emit-event", "event": "acme.alert.raised", "resource": {"prefect.resource.id": "acme.alert.{{ event.resource.id }}"}},
     "pause-automation": {"type": "pause-automation", "source": "inferred"},
+    "resume-automation": {"type": "resume-automation", "source": "selected", "automation_id": None},
     "do-nothing": {"type": "do-nothing"},
 }
+
+
+def channel_choices() -> list[dict]:
+    """The channels (Settings › Channels) an action form can pick: webhooks for call-webhook,
+    any for send-notification."""
+    from eventfeed.blocks.models import BlockDocument
+
+    return [{"id": str(doc.id), "name": doc.name, "kind": doc.block_type.slug}
+            for doc in BlockDocument.objects.filter(is_anonymous=False).select_related("block_type").order_by("name")]
 
 
 def channel_examples() -> dict:
@@ -74,6 +84,12 @@ def _editor(request: HttpRequest, form: AutomationForm, automation: Automation |
         "widenings": groups,
         "ranges": list(RANGES),
         "action_examples": {**ACTION_EXAMPLES, **channel_examples()},
+        # What the actions form draws its choices from, and each problem of a refused save by its JSON path.
+        "editor_data": {
+            "problems": form.problems,
+            "channels": channel_choices(),
+            "automations": [{"id": str(a.id), "name": a.name} for a in Automation.objects.order_by("name").only("id", "name")],
+        },
     }
     return render(request, "automations/edit.html", ctx, status=400 if form.is_bound and form.errors else 200)
 
@@ -103,7 +119,7 @@ def automation_new(request: HttpRequest) -> HttpResponse:
 def automation_edit(request: HttpRequest, automation_id: str) -> HttpResponse:
     automation = automation_or_404(automation_id)
     if request.method == "POST":
-        form = AutomationForm(request.POST)
+        form = AutomationForm(request.POST, automation=automation)
         if form.is_valid():
             store.save_automation(form.fields_for_store(), automation)
             messages.success(request, f"Saved “{automation.name}”.")

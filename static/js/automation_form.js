@@ -3,6 +3,7 @@
 // one-sentence description and the preview over the stored events.
 
 import { renderTimes } from "./lib/times.js";
+import { actionsEditor } from "./lib/actions_editor.js";
 
 const form = document.getElementById("automation-form");
 const textarea = document.getElementById("id_trigger");
@@ -27,7 +28,31 @@ function parseJSON() {
   }
 }
 
+/** A trigger problem's field: `trigger.within` → the Within input, `trigger.match…` → Resource id. */
+function fieldFor(path) {
+  const top = (path.match(/^trigger\.([a-z_]+)/) || [])[1];
+  return top ? fields.find((input) => input.dataset.field.split(".")[0] === top) : null;
+}
+
+function showFieldErrors(list) {
+  for (const slot of document.querySelectorAll("#trigger-fields .au-error")) slot.remove();
+  for (const input of fields) input.removeAttribute("aria-invalid");
+  for (const item of list) {
+    const input = fieldFor(item.path || "");
+    if (!input) continue;
+    let slot = input.parentElement.querySelector(".au-error");
+    if (!slot) {
+      slot = document.createElement("span");
+      slot.className = "au-error";
+      input.after(slot);
+    }
+    slot.textContent = (slot.textContent ? `${slot.textContent} ` : "") + `${item.path.replace(/^trigger\./, "")} ${item.rule}`;
+    input.setAttribute("aria-invalid", "true");
+  }
+}
+
 function showErrors(list) {
+  showFieldErrors(list);
   errors.hidden = list.length === 0;
   errors.innerHTML = "";
   const ul = document.createElement("ul");
@@ -112,6 +137,8 @@ textarea.addEventListener("input", () => {
   if (error) {
     showErrors([{ path: "trigger", rule: `is not valid JSON: ${error}` }]);
     sentence.textContent = "";
+    trigger = null;
+    check();
     return;
   }
   setTrigger(value, { fromText: true });
@@ -131,28 +158,32 @@ for (const radio of document.querySelectorAll("#widenings input[type=radio]")) {
 
 // -- tabs ---------------------------------------------------------------------------------------
 
+// Two tab groups (trigger, actions): each switches the panes of its own card.
+function selectTab(section, name) {
+  for (const tab of section.querySelectorAll(".au-tab")) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+  for (const pane of section.querySelectorAll(".au-pane")) pane.hidden = pane.dataset.pane !== name;
+}
+
 for (const tab of document.querySelectorAll(".au-tab")) {
-  tab.addEventListener("click", () => {
-    for (const other of document.querySelectorAll(".au-tab")) other.setAttribute("aria-selected", String(other === tab));
-    for (const pane of document.querySelectorAll(".au-pane")) pane.hidden = pane.dataset.pane !== tab.dataset.tab;
-  });
+  tab.addEventListener("click", () => selectTab(tab.closest("section"), tab.dataset.tab));
 }
 
-// -- actions quick-add --------------------------------------------------------------------------
+// -- actions: a form per action over the Actions JSON -------------------------------------------
 
-const examples = JSON.parse(document.getElementById("action-examples").textContent);
-for (const button of document.querySelectorAll(".au-add-action")) {
-  button.addEventListener("click", () => {
-    let list = [];
-    try {
-      list = JSON.parse(actionsArea.value || "[]");
-    } catch (e) {
-      return;
-    }
-    list.push(examples[button.dataset.kind]);
-    actionsArea.value = JSON.stringify(list, null, 2);
-  });
-}
+const editorData = JSON.parse(document.getElementById("editor-data").textContent);
+const actionsSection = document.getElementById("actions-section");
+const actions = actionsEditor({
+  textarea: actionsArea,
+  list: document.getElementById("action-list"),
+  broken: document.getElementById("actions-json-broken"),
+  jsonError: document.getElementById("actions-json-error"),
+  summary: document.getElementById("actions-errors"),
+  examples: JSON.parse(document.getElementById("action-examples").textContent),
+  channels: editorData.channels,
+  automations: editorData.automations,
+  selectTab: (name) => selectTab(actionsSection, name),
+});
+actions.showProblems(editorData.problems.actions);
 
 // -- server check: sentence, path-named errors, preview -----------------------------------------
 
@@ -167,7 +198,10 @@ function schedule() {
 async function check() {
   if (!trigger) {
     // Nothing to check until the JSON reads: say so rather than "Checking…" for ever.
-    summary.textContent = "Fix the trigger to see a preview.";
+    const { error } = parseJSON();
+    summary.textContent = error
+      ? `The trigger's JSON does not read (${error}): fix it in the trigger's JSON tab to see a preview.`
+      : "Fix the trigger to see a preview.";
     firingsList.innerHTML = "";
     return;
   }
@@ -242,6 +276,13 @@ form.addEventListener("submit", () => {
 
 {
   const { value, error } = parseJSON();
-  if (error) showErrors([{ path: "trigger", rule: `is not valid JSON: ${error}` }]);
-  else setTrigger(value, { fromText: true });
+  if (error) {
+    // A refused save of a trigger that does not read: show the JSON it is in, and say what to fix.
+    showErrors([{ path: "trigger", rule: `is not valid JSON: ${error}` }]);
+    selectTab(document.querySelector("[aria-labelledby=trigger-h]"), "json");
+    fillFields();
+    check();
+  } else {
+    setTrigger(value, { fromText: true });
+  }
 }

@@ -98,7 +98,7 @@ def test_it_keeps_the_form_and_the_json_editor_in_sync_and_names_bad_fields(sign
     page.fill("[data-field=threshold]", "3")
     page.fill("[data-field=within]", "60")
     expect(page.locator("#trigger-sentence")).to_contain_text("Fires when 3 acme.order.* events occur within 1 minute.")
-    page.get_by_role("tab", name="JSON").click()
+    page.locator("#trigger-tabs").get_by_role("tab", name="JSON").click()
     trigger = json.loads(page.locator("#id_trigger").input_value())
     assert (trigger["expect"], trigger["threshold"], trigger["within"]) == (["acme.order.*"], 3, 60)
 
@@ -108,7 +108,7 @@ def test_it_keeps_the_form_and_the_json_editor_in_sync_and_names_bad_fields(sign
     expect(page.locator("#trigger-errors")).to_contain_text("is not valid JSON")
     page.fill("#id_trigger", json.dumps({**trigger, "posture": "Proactive", "within": 120}))
     expect(page.locator("#trigger-errors")).to_be_hidden()
-    page.get_by_role("tab", name="Form").click()
+    page.locator("#trigger-tabs").get_by_role("tab", name="Form").click()
     expect(page.locator("[data-field=posture]")).to_have_value("Proactive")
     expect(page.locator("[data-field=within]")).to_have_value("120")
     expect(page.locator("#trigger-sentence")).to_contain_text("Fires if fewer than 3 acme.order.* events occur within 2 minutes.")
