@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -248,3 +249,57 @@ def test_it_shows_a_failed_call_s_body_only_when_the_target_was_allowed():
 
     assert actions.webhook_failure(Response(502, None, b"internal detail", allowed=False)) == "HTTP 502"
     assert actions.webhook_failure(Response(502, None, b"internal detail", allowed=True)) == "HTTP 502: internal detail"
+
+
+def test_it_does_an_in_database_action_once_when_its_claimer_died_or_was_slow(db):
+    fire([{"type": "emit-event", "event": "acme.alert", "resource": {"prefect.resource.id": "acme.alert.1"}}])
+    [first] = actions.claim_due()  # the claimer is killed here: nothing was done
+    ActionRun.objects.update(next_attempt="2000-01-01T00:00:00Z")  # its lease is over
+    assert actions.run_due_actions() == 1
+    actions.execute(first)  # the first claimer, slow rather than dead, comes back: not again
+    assert Event.objects.filter(event="acme.alert").count() == 1
+    run = ActionRun.objects.get()
+    assert (run.status, run.attempts) == ("succeeded", 2)
+    assert len(action_events("triggered")) == 1 and len(action_events("executed")) == 1
+
+
+def test_it_leaves_an_in_database_action_to_its_lease_when_the_database_fails(db, monkeypatch):
+    from django.db import OperationalError
+
+    fire([{"type": "pause-automation"}])
+    [run] = actions.claim_due()
+    monkeypatch.setattr(actions, "perform", lambda run: (_ for _ in ()).throw(OperationalError("server closed the connection")))
+    with pytest.raises(OperationalError):
+        actions.execute(run)
+    run.refresh_from_db()
+    # Not a failure of the action: taken again when the lease ends, nothing recorded meanwhile.
+    assert (run.status, run.attempts, run.last_error) == ("running", 1, "")
+    assert run.next_attempt - run.created < actions.IN_DATABASE_LEASE + timedelta(seconds=5)
+
+
+def test_it_records_a_webhook_it_called_once_the_database_is_back(db, webhook, monkeypatch):
+    from django.db import OperationalError
+
+    recorder, url = webhook
+    fire([{"type": "call-webhook", "url": url}])
+    record, failures = actions._record_inside, []
+
+    def away_once(*args):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("the database system is starting up")
+        record(*args)
+
+    monkeypatch.setattr(actions, "_record_inside", away_once)
+    monkeypatch.setattr(actions.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(actions.connection, "close", lambda: None)  # the test's transaction stays
+    assert actions.run_due_actions() == 1
+    assert len(recorder.requests) == 1 and failures
+    assert ActionRun.objects.get().status == "succeeded"
+    assert len(action_events("executed")) == 1
+
+
+def test_it_leases_a_run_for_its_timeout_when_it_calls_out():
+    assert actions.lease({"type": "call-webhook", "url": "https://x", "timeout": 5}).total_seconds() == 5 + actions.LEASE_MARGIN
+    assert actions.lease({"type": "send-notification", "to": ["a@example.com"]}).total_seconds() > actions.DEFAULT_TIMEOUT
+    assert actions.lease({"type": "send-notification"}) == actions.lease({"type": "emit-event"}) == actions.IN_DATABASE_LEASE

@@ -21,7 +21,7 @@ AUTOMATION_LAYERS: list[tuple[str, list[str]]] = [
     ("rows", ["models", "exchanges", "notify", "wakeup"]),
     ("trigger model", ["triggers", "action_specs", "describe"]),
     ("evaluation", ["metrics", "core", "explain", "records"]),
-    ("state", ["store", "engine", "replay", "preview", "debugging"]),
+    ("state", ["store", "engine", "catchup", "replay", "preview", "debugging"]),
     ("actions", ["actions"]),
     ("service", ["service"]),
     ("pages and API", ["forms", "detail", "views", "debug_views", "api", "api_debug", "consumers", "routing", "urls",

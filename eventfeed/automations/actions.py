@@ -14,16 +14,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed import audit, outbound, sandbox
+from eventfeed.events import dbfaults
 from eventfeed.events.emit import InvalidEvent, emit
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored
 
 from . import exchanges
-from .action_specs import DEFAULT_TIMEOUT, MAX_TIMEOUT
+from .action_specs import DEFAULT_TIMEOUT
 from .models import ActionRun, Automation
 from .store import set_enabled
 
@@ -31,7 +32,11 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 BACKOFF = (2, 10)  # seconds before the 2nd and 3rd attempts
-LEASE = timedelta(seconds=MAX_TIMEOUT + 30)
+# A claimed run that calls out is taken again this long after its timeout (lease()): time for
+# its process to record the outcome through a database outage of up to about a minute.
+LEASE_MARGIN = 60.0
+# A run done in the database: long enough for the claimer to start it.
+IN_DATABASE_LEASE = timedelta(seconds=10)
 
 
 class Labels(dict):
@@ -180,8 +185,29 @@ def action_event(run, what: str, extra: dict | None = None) -> None:
          related, {"action_index": run.index, "action_type": run.action["type"], "invocation": str(run.id), **(extra or {})})
 
 
+def in_database(action: dict) -> bool:
+    """Whether the action's whole effect is a database write (an event, an in-app notification,
+    an automation paused or resumed, nothing): such a run is done in the transaction that records
+    its outcome, so it happens exactly once whatever is killed when. The others reach outside
+    (HTTP, email, a channel) and are run at least once (README, "Failure modes")."""
+    kind = action.get("type")
+    if kind in ("do-nothing", "emit-event", "pause-automation", "resume-automation"):
+        return True
+    return kind == "send-notification" and not action.get("to") and not action.get("block_document_id")
+
+
+def lease(action: dict) -> timedelta:
+    """How long a claimed run is left to the process that claimed it; after that it is taken
+    again. A run done in the database is short (a killed process's transaction rolled back); one
+    that calls out lasts its timeout and a margin to record the outcome."""
+    if in_database(action):
+        return IN_DATABASE_LEASE
+    return timedelta(seconds=float(action.get("timeout", DEFAULT_TIMEOUT)) + LEASE_MARGIN)
+
+
 def claim_due(limit: int = 20) -> list:
-    """Take up to `limit` due runs: mark them running under a lease, one attempt more."""
+    """Take up to `limit` due runs: mark them running under a lease, one attempt more. A first
+    attempt's prefect.automation.action.triggered event is stored with the claim (once)."""
     now = timezone.now()
     due = ActionRun.objects.filter(status__in=[ActionRun.PENDING, ActionRun.RUNNING], next_attempt__lte=now)
     # A read first: the runner polls every second, and on SQLite a transaction takes the write
@@ -190,27 +216,53 @@ def claim_due(limit: int = 20) -> list:
         return []
     with transaction.atomic():
         runs = list(
-            ActionRun.objects.select_for_update(skip_locked=True)
+            ActionRun.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status__in=[ActionRun.PENDING, ActionRun.RUNNING], next_attempt__lte=now)
+            .select_related("firing", "automation")
             .order_by("next_attempt")[:limit]
         )
         for run in runs:
             run.status = ActionRun.RUNNING
             run.attempts += 1
-            run.next_attempt = now + LEASE
+            run.next_attempt = now + lease(run.action)
             run.save(update_fields=["status", "attempts", "next_attempt"])
-    return list(ActionRun.objects.filter(pk__in=[r.pk for r in runs]).select_related("firing", "automation"))
+            if run.attempts == 1:
+                action_event(run, "triggered")
+    return runs
 
 
 def execute(run) -> None:
-    """One attempt of one run, and its outcome recorded (never raises for the action's fault)."""
-    if run.attempts == 1:
-        action_event(run, "triggered")
+    """One attempt of one claimed run, and its outcome recorded (never raises for the action's
+    fault). A database outage is not the action's fault: it raises, and the run is taken again
+    when its lease ends."""
+    if in_database(run.action):
+        with transaction.atomic():
+            if not _still_ours(run):
+                return
+            _attempt(run)
+        return
+    _attempt(run, recorded=_record_outside)
+
+
+def _still_ours(run) -> bool:
+    """Lock the run's row; False when another process took it meanwhile (its lease ended) or
+    it is finished."""
+    return ActionRun.objects.select_for_update().filter(pk=run.pk, status=ActionRun.RUNNING, attempts=run.attempts).exists()
+
+
+def _attempt(run, recorded=None) -> None:
     run.exchange = {}
     started = time.monotonic()
     try:
-        status = perform(run)
+        if recorded is None:
+            # A savepoint: a failing action's writes go, the outcome is still recorded.
+            with transaction.atomic():
+                status = perform(run)
+        else:
+            status = perform(run)
     except Exception as e:  # noqa: BLE001 - any failure of the action is recorded, not raised
+        if recorded is None and dbfaults.is_unavailable(e):
+            raise
         status = getattr(e, "status", None)
         error = str(e) if isinstance(e, ActionFailed) else f"{type(e).__name__}: {e}"
         exchanges.record(run, run.exchange, started, time.monotonic(), run.attempts, error)
@@ -222,16 +274,45 @@ def execute(run) -> None:
         run.next_attempt = timezone.now() + timedelta(seconds=BACKOFF[min(run.attempts, len(BACKOFF)) - 1])
         if final:
             run.finished = timezone.now()
-        run.save(update_fields=["status", "last_error", "response_status", "next_attempt", "finished", "exchanges"])
-        if final:
-            action_event(run, "failed", {"reason": run.last_error, "status_code": status})
-        return
-    exchanges.record(run, run.exchange, started, time.monotonic(), run.attempts, None)
-    run.status = ActionRun.SUCCEEDED
-    run.response_status = status
-    run.finished = timezone.now()
-    run.save(update_fields=["status", "response_status", "finished", "exchanges"])
-    action_event(run, "executed", {"status_code": status} if status is not None else {})
+        fields = ["status", "last_error", "response_status", "next_attempt", "finished", "exchanges"]
+        event = ("failed", {"reason": run.last_error, "status_code": status}) if final else None
+    else:
+        exchanges.record(run, run.exchange, started, time.monotonic(), run.attempts, None)
+        run.status = ActionRun.SUCCEEDED
+        run.response_status = status
+        run.finished = timezone.now()
+        fields = ["status", "response_status", "finished", "exchanges"]
+        event = ("executed", {"status_code": status} if status is not None else {})
+    (recorded or _record_inside)(run, fields, event)
+
+
+def _record_inside(run, fields: list[str], event: tuple[str, dict] | None) -> None:
+    run.save(update_fields=fields)
+    if event is not None:
+        action_event(run, *event)
+
+
+def _record_outside(run, fields: list[str], event: tuple[str, dict] | None) -> None:
+    """The outcome of an action that reached outside. It is done: while the database is away the
+    outcome is kept and written again every second until the lease is nearly over (after that
+    another process may run it again, and its outcome is the one that counts)."""
+    deadline = time.monotonic() + max(0.0, (run.next_attempt - timezone.now()).total_seconds() - 5)
+    while True:
+        try:
+            with transaction.atomic():
+                if not _still_ours(run):
+                    log.warning("automation %s action %d: taken again by another process before its outcome was recorded",
+                                run.automation_id, run.index)
+                    return
+                _record_inside(run, fields, event)
+            return
+        except Exception as e:
+            if not dbfaults.is_unavailable(e) or time.monotonic() > deadline:
+                raise
+            log.warning("automation %s action %d: done, but the database is away; recording again in 1 s",
+                        run.automation_id, run.index)
+            connection.close()
+            time.sleep(1)
 
 
 def run_due_actions() -> int:

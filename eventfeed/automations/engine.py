@@ -34,7 +34,7 @@ from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso, stored
 
 from . import core, metrics, records, store, wakeup
-from .models import ActionRun, Automation, EvaluatedEvent, EvaluationRecord, Firing, TriggerState
+from .models import ActionRun, Automation, CatchUpMark, EvaluatedEvent, EvaluationRecord, Firing, TriggerState
 from .triggers import REACTIVE, EventTrigger, Trigger, parse_trigger
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class Entry:
     # A lone reactive trigger with threshold 1 and no `after` keeps no state: it fires per
     # matching event without taking the state row's lock.
     stateless: bool
+    # When the automation was last created, changed or enabled (Automation.updated): the
+    # catch-up does not hand it events that arrived before (catchup.py).
+    since: datetime | None = None
     # Its own events, which it never evaluates (no feedback loop).
     resource_id: str = field(init=False)
 
@@ -102,7 +105,7 @@ class TriggerIndex:
             stateless = isinstance(trigger, EventTrigger) and trigger.posture == REACTIVE and (
                 trigger.threshold == 1 and not trigger.after
             )
-            entry = self.entries[a.id] = Entry(a.id, trigger, stateless)
+            entry = self.entries[a.id] = Entry(a.id, trigger, stateless, a.updated)
             for t in trigger.event_triggers:
                 for pattern in t.patterns:
                     if _kind(pattern) == "exact":
@@ -153,8 +156,11 @@ def current_index() -> TriggerIndex:
         return _index[1]
 
 
-def evaluate(events: list[dict]) -> list[Firing]:
-    """Evaluate events as published by ingest (Prefect-shaped dicts). Returns the firings."""
+def evaluate(events: list[dict], *, arrived: dict[str, datetime] | None = None) -> list[Firing]:
+    """Evaluate events as published by ingest (Prefect-shaped dicts). Returns the firings.
+
+    `arrived` (event id -> received) is given by the catch-up from the store: an automation
+    created or changed after an event arrived is not handed that event."""
     index = current_index()
     if not index.entries:
         return []
@@ -178,6 +184,8 @@ def evaluate(events: list[dict]) -> list[Firing]:
             # An automation never reacts to the events it emitted itself (no feedback loop).
             if entry in done or own == entry.resource_id:
                 continue
+            if arrived is not None and entry.since is not None and arrived[data["id"]] < entry.since:
+                continue
             if t.covers_resources(resource, related):
                 done.add(entry)
                 covered[entry].append(data)
@@ -185,8 +193,7 @@ def evaluate(events: list[dict]) -> list[Firing]:
                 tried.add(entry)
         if tried:
             missed += [(entry.automation_id, data, EvaluationRecord.MISSED, None) for entry in tried - done]
-    if not covered:
-        records.write(missed, timezone.now())
+    if not covered and not missed:
         return []
     wire = {data["id"]: data for matched in covered.values() for data in matched}
     parsed = {key: Matchable.from_wire(data) for key, data in wire.items()}
@@ -215,7 +222,12 @@ def claim(ids: set[uuid.UUID]) -> set[uuid.UUID]:
 
 
 def forget_claims(now: datetime) -> None:
-    EvaluatedEvent.objects.filter(at__lt=now - CLAIMS_KEPT).delete()
+    # Never a claim the catch-up (catchup.py) may still meet, or it would evaluate that event
+    # again: those of events stored after its mark (a claim is taken after its event arrived; a
+    # minute's margin for clocks).
+    mark = CatchUpMark.objects.filter(pk=1).values_list("received", flat=True).first()
+    before = now - CLAIMS_KEPT if mark is None else min(now - CLAIMS_KEPT, mark - timedelta(minutes=1))
+    EvaluatedEvent.objects.filter(at__lt=before).delete()
     records.forget(now)
 
 
@@ -228,7 +240,12 @@ def _evaluate_batch(todo: dict[Entry, list[Matchable]], wire: dict, recorded: li
         # Claimed in the same transaction: an evaluator that fails leaves the events to the
         # next reader, and one that takes a batch another is still evaluating waits for it,
         # then skips what it evaluated.
-        fresh = claim({e.id for events in todo.values() for e in events})
+        # A recorded miss is claimed too, so that an event evaluated twice (a redelivery, the
+        # catch-up behind the live path) is recorded once.
+        missed_ids = {uuid.UUID(row[1]["id"]) for row in recorded} if recorded else set()
+        fresh = claim({e.id for events in todo.values() for e in events} | missed_ids)
+        if recorded:
+            recorded[:] = [row for row in recorded if uuid.UUID(row[1]["id"]) in fresh]
         todo = {entry: [e for e in events if e.id in fresh] for entry, events in todo.items()}
         todo = {entry: sorted(events, key=lambda e: (e.occurred, str(e.id))) for entry, events in todo.items() if events}
         stateful = [entry for entry in todo if not entry.stateless]

@@ -78,6 +78,18 @@ class EvaluatedEvent(models.Model):
         ]
 
 
+class CatchUpMark(models.Model):
+    """How far the catch-up from the store has evaluated, by arrival: every event stored with
+    (received, id) at or before (received, event_id) has been evaluated, live or by catch-up
+    (catchup.py). One row, created by the migration, so that events stored between the
+    migration and the first evaluator's start are not skipped."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    received = models.DateTimeField()
+    event_id = models.UUIDField()
+    updated = models.DateTimeField()
+
+
 class Firing(models.Model):
     TRIGGERED, RESOLVED = "triggered", "resolved"
 

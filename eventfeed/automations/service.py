@@ -6,7 +6,10 @@
   every few seconds);
 - ticks the clock every second, closing due proactive windows (rows held by another process
   are skipped, SKIP LOCKED);
-- runs due action runs, each on its own thread with a timeout.
+- runs due action runs, each on its own thread with a timeout;
+- catches up from the store (catchup.py): events the channel layer never delivered (Redis
+  flushed, no evaluator reading, a batch that failed) are read back by arrival a few seconds
+  later and evaluated, each once.
 
 It runs inside every Daphne process (started from eventfeed/asgi.py; EVENTFEED_AUTOMATIONS_IN_PROCESS
 =false turns that off) and in `manage.py run_automations`, a dedicated worker.
@@ -27,7 +30,7 @@ from django.utils import timezone
 from eventfeed.events.ingest import EVENTS_GROUP
 from eventfeed.layers import receive
 
-from . import actions, engine, wakeup
+from . import actions, catchup, engine, wakeup
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ CHANNEL = "automations"
 # evaluator a few seconds, not a minute.
 MEMBERSHIP_EVERY = float(settings.EVENTFEED_LIVE_CHECK_SECONDS)
 TICK_EVERY = 1.0
+CATCH_UP_EVERY = 1.0
 MIN_TICK = 0.02
 MAX_RUNNING_ACTIONS = 16
 FORGET_EVERY = 60.0
@@ -65,7 +69,7 @@ class Service:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
-        loops = [self._ticker(), self._actions()]
+        loops = [self._ticker(), self._actions(), self._catch_up()]
         if self.consume:
             loops += [self._membership(), self._consumer()]
         await asyncio.gather(*loops)
@@ -124,6 +128,20 @@ class Service:
             if message.get("type") == "events.stored" and message.get("events"):
                 # When full, this waits: the messages wait in the channel layer instead.
                 await queue.put(message["events"])
+
+    async def _catch_up(self) -> None:
+        pending = _in_thread(catchup.pending)
+        sweep = _in_thread(catchup.sweep)
+        while True:
+            wait = CATCH_UP_EVERY
+            try:
+                if await pending():
+                    done = await sweep()
+                    if done is not None and done[0] == catchup.BATCH:
+                        wait = 0  # a backlog: the next batch at once
+            except Exception:
+                log.exception("automations: the catch-up from the store failed")
+            await asyncio.sleep(wait)
 
     async def _ticker(self) -> None:
         tick = _in_thread(engine.tick)

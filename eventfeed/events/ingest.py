@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import psycopg
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -46,9 +46,6 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     unique: dict = {}
     for event in events:
         unique.setdefault(event.id, event)
-    received = timezone.now()
-    for event in unique.values():
-        event.received = received
     # Rows are written in id order: COPY locks each primary key as it writes it, and two
     # batches sharing ids in different orders would otherwise deadlock. They are published in
     # the order they came.
@@ -60,6 +57,9 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
 
     def store_new() -> list[CleanEvent]:
         with transaction.atomic():
+            received = arrival_time()
+            for event in by_id:
+                event.received = received
             existing = already_stored(by_id)
             written = {e.id for e in _store([e for e in by_id if e.id not in existing])}
             fresh = [e for e in unique.values() if e.id in written]
@@ -72,6 +72,21 @@ def ingest(events: Sequence[CleanEvent]) -> IngestResult:
     # door answers it with an error.
     fresh = dbfaults.retrying(store_new)
     return IngestResult(new=len(fresh), duplicates=len(events) - len(fresh), stored=fresh)
+
+
+def arrival_time() -> datetime:
+    """`received` for the rows the current transaction is about to write.
+
+    The automation catch-up (automations/catchup.py) reads the store by arrival and must never
+    pass a time that a transaction still open may yet commit. On PostgreSQL the time is the
+    database's clock taken after the transaction has its id, so an open writer's xact_start (in
+    pg_stat_activity) is never later than the `received` it writes; on SQLite writers take the
+    database lock in turn, so the times commit in order."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id(), clock_timestamp()")
+        return cursor.fetchone()[1]
 
 
 def add_counts(events: list[CleanEvent]) -> None:
