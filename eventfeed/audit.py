@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import signals as auth_signals
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from eventfeed.events.emit import emit
@@ -170,3 +171,31 @@ def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
            {"username": username, "address": request.META.get("REMOTE_ADDR"),
             "locked_out": bool(getattr(request, "axes_locked_out", False))},
            actor=client_resource(request))
+
+
+# -- the admin site --------------------------------------------------------------------------
+# Django's admin (/admin/) changes any model it shows, users and API keys included, past the
+# functions that record; its own log entry of each change (written in the change's transaction,
+# naming fields, never values) becomes the audit event.
+
+_ADMIN_ACTIONS = {1: "added", 2: "changed", 3: "deleted"}  # LogEntry's ADDITION, CHANGE, DELETION
+
+
+def _admin_resource(entry) -> dict[str, str]:
+    label = f"{entry.content_type.app_label}.{entry.content_type.model}" if entry.content_type_id else "unknown"
+    if label == "auth.user":
+        return {RESOURCE_ID: f"eventfeed.user.{entry.object_id}", "prefect.resource.name": entry.object_repr}
+    if label == "events.apikey":
+        # A key's str() ends with its first characters, which no audit event shows.
+        return {RESOURCE_ID: f"eventfeed.api-key.{entry.object_id}", "prefect.resource.name": entry.object_repr.rsplit(" (", 1)[0]}
+    return {RESOURCE_ID: f"eventfeed.admin.{label}.{entry.object_id}", "prefect.resource.name": entry.object_repr}
+
+
+@receiver(post_save, sender="admin.LogEntry", dispatch_uid="eventfeed.audit.admin")
+def _admin_changed(sender, instance, created, **kwargs) -> None:
+    what = _ADMIN_ACTIONS.get(instance.action_flag)
+    if not created or what is None:
+        return
+    model = f"{instance.content_type.app_label}.{instance.content_type.model}" if instance.content_type_id else ""
+    record(f"admin.{what}", _admin_resource(instance), {"model": model, "change": instance.get_change_message()},
+           actor=user_resource(instance.user))

@@ -319,3 +319,42 @@ def test_it_records_a_saved_view_deleted_with_what_it_was(owner_client, owner):
     owner_client.post(f"/views/{view.pk}/delete")
     event = audited("saved-view.deleted", f"eventfeed.saved-view.{view.pk}", f"eventfeed.user.{owner.pk}")
     assert event.payload == {"name": "Failures", "query": "range=24h", "shared": False}
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", password="password-root-1")
+    client.force_login(admin)
+    return client, admin
+
+
+def test_it_records_a_user_added_in_the_admin_without_the_password(admin_client):
+    from django.contrib.auth import get_user_model
+
+    client, admin = admin_client
+    response = client.post("/admin/auth/user/add/", {"username": "carol", "password1": "Carol-secret-991", "password2": "Carol-secret-991",
+                                                     "usable_password": "true"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    carol = get_user_model().objects.get(username="carol")
+    event = audited("admin.added", f"eventfeed.user.{carol.pk}", f"eventfeed.user.{admin.pk}", "Carol-secret-991", carol.password)
+    assert event.payload["model"] == "auth.user"
+
+
+def test_it_records_an_api_key_revoked_in_the_admin_without_its_first_characters(admin_client):
+    client, admin = admin_client
+    key, raw = ApiKey.create("ci")
+    response = client.post(f"/admin/events/apikey/{key.pk}/change/", {"name": "ci", "revoked_0": "2026-12-04", "revoked_1": "12:00:00"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = audited("admin.changed", f"eventfeed.api-key.{key.pk}", f"eventfeed.user.{admin.pk}", raw, key.hint)
+    assert event.payload == {"model": "events.apikey", "change": "Changed Revoked."}
+    assert event.resource["prefect.resource.name"] == "ci"
+
+
+def test_it_records_an_object_deleted_in_the_admin(admin_client):
+    from django.contrib.auth.models import Group
+
+    client, admin = admin_client
+    group = Group.objects.create(name="operators")
+    assert client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}).status_code == 302
+    event = audited("admin.deleted", f"eventfeed.admin.auth.group.{group.pk}", f"eventfeed.user.{admin.pk}")
+    assert event.payload == {"model": "auth.group", "change": ""}
