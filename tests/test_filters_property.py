@@ -160,3 +160,43 @@ def test_it_selects_the_same_events_for_a_query_string_in_the_database_and_in_py
         # The FilterSet's own queryset is the filter's: the front adds no condition of its own.
         assert {e.id for e in filterset.qs} == expected
         transaction.set_rollback(True)
+
+
+spec_patterns = st.one_of(patterns, st.lists(patterns, min_size=1, max_size=2))
+
+
+@st.composite
+def trigger_json(draw):
+    """An event trigger's names and resources, as a user writes them (parse_trigger reads them)."""
+    def spec(keys):
+        return draw(st.dictionaries(st.sampled_from(keys), spec_patterns, max_size=2))
+
+    related = [spec(KEYS + ["prefect.resource.id", "prefect.resource.role"]) for _ in range(draw(st.integers(0, 2)))]
+    return {
+        "type": "event",
+        "match": spec(KEYS + ["prefect.resource.id", "prefect.resource.role"]),
+        "match_related": related[0] if len(related) == 1 and draw(st.booleans()) else related,
+        "expect": draw(st.lists(st.sampled_from(NAMES + ["a.*", "a.b.?", "*.c", "*", "A.b.c"]), max_size=2)),
+    }
+
+
+@pytest.mark.django_db
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(events(), min_size=1, max_size=12, unique_by=lambda e: e["id"]), data=trigger_json())
+def test_it_matches_a_triggers_resources_as_the_database_selects_them(batch, data):
+    """The live evaluator's matcher (EventTrigger.covers_raw, on the wire dict) is built from the
+    filter's objects: it selects what the database selects for the trigger's resource filter,
+    and the names its patterns name."""
+    from eventfeed.automations.triggers import parse_trigger
+    from eventfeed.events.patterns import glob_match
+
+    trigger, _ = parse_trigger(data)
+    clean = [validate_event(raw)[0] for raw in batch]
+    with transaction.atomic():
+        ingest(clean)
+        in_database = {e.id for e in trigger.resource_filter.queryset()}
+        for e in clean:
+            data = wire(e)
+            named = not trigger.expect or any(glob_match(p, e.event) for p in trigger.expect)
+            assert trigger.covers_raw(data["event"], data["resource"], data["related"]) == (named and e.id in in_database), data
+        transaction.set_rollback(True)

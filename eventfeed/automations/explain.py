@@ -12,13 +12,13 @@ import copy
 import json
 from datetime import datetime, timezone
 
-from eventfeed.events.filters import Matchable
+from eventfeed.events.filters import LabelCondition, Matchable
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 from eventfeed.events.wire import iso
 
 from . import core
 from .describe import _seconds
-from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger, value_matcher
+from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, Trigger
 
 
 def at(ts: float | None) -> str | None:
@@ -40,7 +40,7 @@ def _label_checks(spec: dict, labels: dict, path: str) -> list[dict]:
     for key, wanted in spec.items():
         patterns = _patterns(wanted)
         value = labels.get(key)
-        ok = value_matcher(patterns)(value)
+        ok = LabelCondition(key, patterns).matches_value(value)
         if value is None:
             says = f"the resource has no {key} label (a missing label never matches, not even a negated pattern)"
         elif ok:

@@ -34,11 +34,11 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from eventfeed.events.filters import EventFilter, ResourceCondition
+from eventfeed.events.filters import EventFilter
 from eventfeed.events.patterns import _kind
 from eventfeed.events.schema import RESOURCE_ID
 
-from .triggers import FLOW_RUN, GENERIC, Firing, MetricTrigger, _labels
+from .triggers import FLOW_RUN, GENERIC, Firing, MetricTrigger
 
 EVERY = 10.0
 TERMINAL = {"Completed", "Failed", "Crashed"}
@@ -125,15 +125,10 @@ def state_view(t: MetricTrigger, state: dict) -> dict:
 # -- live: the value over the stored events ------------------------------------------------------
 
 def _filter(t: MetricTrigger, since, until, names: tuple[str, ...] = ()) -> EventFilter:
-    conditions = []
-    if t.match:
-        conditions.append(ResourceCondition("resource", labels=_labels(t.match)))
-    for spec in t.match_related:
-        conditions.append(ResourceCondition("related", labels=_labels(spec)))
     exact = tuple(n for n in names if _kind(n) == "exact")
     prefixes = tuple(n[:-1] for n in names if _kind(n) == "prefix")
     kwargs = {"names": exact, "prefixes": prefixes} if names and len(exact) + len(prefixes) == len(names) else {}
-    return EventFilter(since=since, until=until, resources=tuple(conditions), **kwargs)
+    return EventFilter(since=since, until=until, resources=t.resource_filter.resources, **kwargs)
 
 
 def measure(t: MetricTrigger, now) -> float | None:

@@ -13,7 +13,6 @@ core.py and metrics.py; the sentences and pre-fills are describe.py.
 from __future__ import annotations
 
 import operator as op
-import re
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,7 +25,7 @@ from eventfeed.events.filters import (
     Matchable,
     ResourceCondition,
 )
-from eventfeed.events.patterns import _kind, glob_regex
+from eventfeed.events.patterns import _kind, matcher
 from eventfeed.events.problems import NUL_RULE, Problems
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
 
@@ -70,16 +69,9 @@ class EventTrigger:
 
     @cached_property
     def resource_filter(self) -> EventFilter:
-        """The resource part of the trigger as the event store's filter: `match` on the primary
-        resource, each `match_related` spec on some related resource. The same object serves
-        the live matcher (`matches`) and the preview's database pre-selection (`queryset`)."""
-        conditions = []
-        if self.match:
-            conditions.append(ResourceCondition("resource", labels=_labels(self.match)))
-        for spec in self.match_related:
-            if spec:
-                conditions.append(ResourceCondition("related", labels=_labels(spec)))
-        return EventFilter(resources=tuple(conditions))
+        """The resource part of the trigger as the event store's filter (resource_filter()). The
+        same object serves the live matcher and the preview's database pre-selection."""
+        return resource_filter(self.match, self.match_related)
 
     @property
     def patterns(self) -> tuple[str, ...]:
@@ -89,19 +81,19 @@ class EventTrigger:
         return self.after + self.expect
 
     # The matchers below run for every candidate event of every live evaluator: each is built
-    # once per parsed trigger and answers without re-reading the patterns.
+    # once per parsed trigger, from the filter's own pattern matchers and conditions.
 
     @cached_property
     def _expects(self) -> Callable[[str], bool]:
-        return pattern_matcher(self.expect) if self.expect else _always
+        return matcher(self.expect) if self.expect else _always
 
     @cached_property
     def _starts_after(self) -> Callable[[str], bool]:
-        return pattern_matcher(self.after)
+        return matcher(self.after)
 
     @cached_property
     def _resources(self) -> Callable[[dict, list], bool]:
-        return resource_matcher(self.match, self.match_related)
+        return self.resource_filter.matches_resources
 
     @cached_property
     def required_ids(self) -> tuple[str, frozenset[str]] | None:
@@ -194,16 +186,20 @@ class MetricTrigger:
         return []  # evaluated on the clock, never per event
 
     @cached_property
-    def _resources(self):
-        return resource_matcher(self.match, self.match_related)
+    def resource_filter(self) -> EventFilter:
+        return resource_filter(self.match, self.match_related)
 
     @cached_property
-    def _expects(self):
-        return pattern_matcher(self.expect) if self.expect else (lambda name: True)
+    def _resources(self) -> Callable[[dict, list], bool]:
+        return self.resource_filter.matches_resources
 
     @cached_property
-    def _of(self):
-        return pattern_matcher(self.of) if self.of else (lambda name: True)
+    def _expects(self) -> Callable[[str], bool]:
+        return matcher(self.expect) if self.expect else _always
+
+    @cached_property
+    def _of(self) -> Callable[[str], bool]:
+        return matcher(self.of) if self.of else _always
 
     def covers(self, name: str, resource: dict, related: list) -> bool:
         """Could this event change the metric?"""
@@ -237,6 +233,18 @@ def _labels(spec: dict) -> tuple[LabelCondition, ...]:
     return tuple(LabelCondition(key, tuple(v) if isinstance(v, list) else (v,)) for key, v in spec.items())
 
 
+def resource_filter(match: dict, match_related: tuple[dict, ...]) -> EventFilter:
+    """A trigger's resources as the event store's filter: `match` on the primary resource, each
+    `match_related` spec on some related resource."""
+    conditions = [ResourceCondition("resource", labels=_labels(match))] if match else []
+    conditions += [ResourceCondition("related", labels=_labels(spec)) for spec in match_related if spec]
+    return EventFilter(resources=tuple(conditions))
+
+
+def _always(_name: str) -> bool:
+    return True
+
+
 def find_label(event: Matchable, label: str) -> str | None:
     """Prefect's find_resource_label: `related:<role>:<label>` reads the first related resource
     with that role; anything else is a label of the primary resource."""
@@ -247,91 +255,6 @@ def find_label(event: Matchable, label: str) -> str | None:
                 return resource.get(name)
         return None
     return event.resource.get(label)
-
-
-def _always(_value) -> bool:
-    return True
-
-
-def _never(_value) -> bool:
-    return False
-
-
-def pattern_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """`any(glob_match(p, value) for p in patterns)`, compiled: exact names in a set, prefixes
-    in one str.startswith, the other globs in one regex."""
-    exact = frozenset(p for p in patterns if _kind(p) == "exact")
-    prefixes = tuple(p[:-1] for p in patterns if _kind(p) == "prefix")
-    globs = [p for p in patterns if _kind(p) == "glob"]
-    if "" in prefixes:
-        return _always
-    # glob_regex's patterns start with the (?s) flag, which may only come first in a regex.
-    either = "|".join(f"(?:{glob_regex(p).removeprefix('(?s)')})" for p in globs)
-    regex = re.compile(either, re.DOTALL).search if globs else None
-    if not prefixes and regex is None:
-        return exact.__contains__ if exact else _never
-
-    def matches(value: str) -> bool:
-        return value in exact or (bool(prefixes) and value.startswith(prefixes)) or (
-            regex is not None and regex(value) is not None
-        )
-
-    return matches
-
-
-def value_matcher(patterns: tuple[str, ...]) -> Callable[[str | None], bool]:
-    """LabelCondition.matches_value, compiled: a missing label never matches; the positive
-    patterns are ORed and every `!` pattern applies."""
-    condition = LabelCondition("", patterns)
-    if condition.positive and not condition.negative and all(_kind(p) == "exact" for p in condition.positive):
-        # The common case (an id, a role, a state type): a set lookup, and None is never in it.
-        return frozenset(condition.positive).__contains__
-    positive = pattern_matcher(condition.positive) if condition.positive else None
-    negative = pattern_matcher(condition.negative) if condition.negative else None
-
-    def matches(value: str | None) -> bool:
-        if value is None:
-            return False
-        if positive is not None and not positive(value):
-            return False
-        return negative is None or not negative(value)
-
-    return matches
-
-
-def spec_matcher(spec: dict) -> Callable[[dict], bool]:
-    """One resource's labels (the id included, as on the wire) against a match specification."""
-    checks = tuple((key, value_matcher(tuple(v) if isinstance(v, list) else (v,))) for key, v in spec.items())
-
-    def matches(labels: dict) -> bool:
-        for key, check in checks:
-            if not check(labels.get(key)):
-                return False
-        return True
-
-    return matches
-
-
-def resource_matcher(match: dict, match_related: tuple[dict, ...]) -> Callable[[dict, list], bool]:
-    """`resource_filter.matches` on a wire event's resource and related list: `match` on the
-    primary resource, each `match_related` spec on some related resource. Like the filter, a
-    related resource repeated with the same id and role counts with its first labels only."""
-    primary = spec_matcher(match) if match else None
-    related_specs = tuple(spec_matcher(spec) for spec in match_related if spec)
-
-    def first_of_its_kind(related: list, i: int) -> bool:
-        key = (related[i][RESOURCE_ID], related[i][RESOURCE_ROLE])
-        return all((r[RESOURCE_ID], r[RESOURCE_ROLE]) != key for r in related[:i])
-
-    def matches(resource: dict, related: list) -> bool:
-        if primary is not None and not primary(resource):
-            return False
-        for spec in related_specs:
-            if not any(spec(r) and first_of_its_kind(related, i) for i, r in enumerate(related)):
-                return False
-        return True
-
-    return matches
 
 
 # -- parsing ----------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import Callable
 
 from .filter_sql import FilterSQL
-from .models import resource_rows
-from .patterns import glob_match
+from .patterns import _kind, any_of, matcher
 from .problems import parse_time
 from .schema import RESOURCE_ID, RESOURCE_ROLE, query_words, search_words
 
@@ -64,12 +64,24 @@ class LabelCondition:
     def negative(self) -> tuple[str, ...]:
         return tuple(p[1:] for p in self.patterns if p.startswith("!"))
 
-    def matches_value(self, value: str | None) -> bool:
-        if value is None:
-            return False
-        if self.positive and not any(glob_match(p, value) for p in self.positive):
-            return False
-        return not any(glob_match(p, value) for p in self.negative)
+    @cached_property
+    def matches_value(self) -> Callable[[str | None], bool]:
+        """A missing label never matches. Compiled once per condition: the live push and the
+        automation evaluator ask it for every event."""
+        if self.positive and not self.negative and all(_kind(p) == "exact" for p in self.positive):
+            # The common case (an id, a role, a state type): a set lookup, and None is never in it.
+            return frozenset(self.positive).__contains__
+        positive = matcher(self.positive) if self.positive else None
+        negative = matcher(self.negative) if self.negative else None
+
+        def matches(value: str | None) -> bool:
+            if value is None:
+                return False
+            if positive is not None and not positive(value):
+                return False
+            return negative is None or not negative(value)
+
+        return matches
 
 
 @dataclass(frozen=True)
@@ -83,29 +95,31 @@ class ResourceCondition:
     pairs: tuple[tuple[str, str], ...] = ()  # Prefect's resources_in_roles: (id, role) ORed
     labels: tuple[LabelCondition, ...] = ()
 
-    def matches_row(self, rid: str, role: str, labels: dict[str, str]) -> bool:
-        if self.scope == "resource" and role:
-            return False
-        if self.scope == "related" and not role:
-            return False
-        if (self.ids or self.id_prefixes) and not (
-            rid in self.ids or any(rid.startswith(p) for p in self.id_prefixes)
-        ):
-            return False
-        if self.roles and role not in self.roles:
-            return False
-        if self.pairs and (rid, role) not in self.pairs:
-            return False
-        for label in self.labels:
-            if label.key == RESOURCE_ID:
-                value = rid
-            elif label.key == RESOURCE_ROLE and role:
-                value = role
-            else:
-                value = labels.get(label.key)
-            if not label.matches_value(value):
+    @cached_property
+    def matches_resource(self) -> Callable[[dict, str], bool]:
+        """One resource as on the wire (all its labels, its id among them) in the role it has in
+        the event: "" for the primary resource. Compiled once per condition."""
+        scope = self.scope
+        id_ok = any_of(self.ids, self.id_prefixes) if self.ids or self.id_prefixes else None
+        roles = frozenset(self.roles) if self.roles else None
+        pairs = frozenset(self.pairs) if self.pairs else None
+        labels = tuple((label.key, label.matches_value) for label in self.labels)
+
+        def matches(resource: dict, role: str) -> bool:
+            if (scope == "resource" and role) or (scope == "related" and not role):
                 return False
-        return True
+            if id_ok is not None and not id_ok(resource[RESOURCE_ID]):
+                return False
+            if roles is not None and role not in roles:
+                return False
+            if pairs is not None and (resource[RESOURCE_ID], role) not in pairs:
+                return False
+            for key, ok in labels:
+                if not ok(resource.get(key)):
+                    return False
+            return True
+
+        return matches
 
     @property
     def is_empty(self) -> bool:
@@ -133,20 +147,48 @@ class EventFilter(FilterSQL):
             return False
         if self.ids and event.id not in self.ids:
             return False
-        name = event.event
-        if (self.names or self.prefixes) and not (
-            name in self.names or any(name.startswith(p) for p in self.prefixes)
-        ):
+        if not self.matches_name(event.event):
             return False
-        if name in self.exclude_names or any(name.startswith(p) for p in self.exclude_prefixes):
+        if self.resources and not self.matches_resources(event.resource, event.related):
             return False
-        rows = event.rows
-        for condition in self.resources:
-            if not any(condition.matches_row(*row) for row in rows):
-                return False
         if self.text and not self.text_query.matches(event.words):
             return False
         return True
+
+    @cached_property
+    def matches_name(self) -> Callable[[str], bool]:
+        """`names`/`prefixes` (ORed), then the exclusions."""
+        wanted = any_of(self.names, self.prefixes) if self.names or self.prefixes else None
+        unwanted = any_of(self.exclude_names, self.exclude_prefixes) if self.exclude_names or self.exclude_prefixes else None
+
+        def matches(name: str) -> bool:
+            return (wanted is None or wanted(name)) and (unwanted is None or not unwanted(name))
+
+        return matches
+
+    @cached_property
+    def matches_resources(self) -> Callable[[dict, list], bool]:
+        """The resource conditions on a wire event's resource and related list, before anything
+        is parsed: each condition holds for the primary resource or for some related one. A
+        related resource repeated with the same id and role counts with its first labels only,
+        as ingest stores it once (models.resource_rows)."""
+        checks = tuple((c.scope != "related", c.scope != "resource", c.matches_resource) for c in self.resources)
+
+        def first_of_its_kind(related: list, i: int) -> bool:
+            key = (related[i][RESOURCE_ID], related[i][RESOURCE_ROLE])
+            return all((r[RESOURCE_ID], r[RESOURCE_ROLE]) != key for r in related[:i])
+
+        def matches(resource: dict, related: list) -> bool:
+            for primary, in_related, check in checks:
+                if primary and check(resource, ""):
+                    continue
+                if in_related and any(check(r, r[RESOURCE_ROLE]) and first_of_its_kind(related, i)
+                                      for i, r in enumerate(related)):
+                    continue
+                return False
+            return True
+
+        return matches
 
     @cached_property
     def text_query(self) -> "TextQuery":
@@ -241,10 +283,6 @@ class Matchable:
             related=data.get("related") or [],
             payload=data.get("payload") or {},
         )
-
-    @cached_property
-    def rows(self) -> list[tuple[str, str, dict]]:
-        return list(resource_rows(self.resource, self.related))
 
     @cached_property
     def words(self) -> list[str]:
