@@ -24,7 +24,7 @@ AUTOMATION_LAYERS: list[tuple[str, list[str]]] = [
     ("state", ["store", "engine", "catchup", "replay", "preview", "debugging"]),
     ("actions", ["actions"]),
     ("service", ["service"]),
-    ("pages and API", ["forms", "detail", "views", "debug_views", "api", "api_debug", "consumers", "routing", "urls",
+    ("pages and API", ["masking", "forms", "detail", "views", "debug_views", "api", "api_debug", "consumers", "routing", "urls",
                        "templatetags.automations", "management.commands.bench_replay",
                        "management.commands.run_automations", "apps"]),
 ]
