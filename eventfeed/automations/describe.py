@@ -3,6 +3,8 @@ and one-click widenings that "Automate" offers from an event, each with its sent
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 
 from .triggers import PROACTIVE, REACTIVE, CompositeTrigger, EventTrigger, MetricTrigger, Trigger
@@ -120,24 +122,57 @@ def _names(patterns: tuple[str, ...]) -> str:
     return " or ".join(patterns) + " event"
 
 
-def _spec_text(spec: dict) -> str:
+def _resource(value: str, known: Mapping[str, str]) -> str:
+    """An exact resource id by its name where known ("the deployment nightly"); else the id."""
+    name = known.get(value)
+    if not name:
+        return value
+    kind = kind_of(value)
+    return f"the {_kind_words(kind)} {name}" if kind != value else name
+
+
+def _spec_text(spec: dict, known: Mapping[str, str]) -> str:
     parts = []
     for key, value in spec.items():
         values = value if isinstance(value, list) else [value]
-        shown = " or ".join(values)
-        parts.append(shown if key == RESOURCE_ID else f"{key}={shown}")
+        if key == RESOURCE_ID:
+            parts.append(" or ".join(_resource(v, known) for v in values))
+        else:
+            parts.append(f"{key}={' or '.join(values)}")
     return ", ".join(parts)
 
 
-def _event_phrase(t: EventTrigger, names: tuple[str, ...]) -> str:
+def _event_phrase(t: EventTrigger, names: tuple[str, ...], known: Mapping[str, str]) -> str:
     out = _names(names)
     if t.match:
-        out += f" from {_spec_text(t.match)}"
+        out += f" from {_spec_text(t.match, known)}"
     for spec in t.match_related:
         role = spec.get(RESOURCE_ROLE)
         rest = {k: v for k, v in spec.items() if k != RESOURCE_ROLE}
-        what = _spec_text(rest) or "any resource"
-        out += f" related to {what}" + (f" (as {role if isinstance(role, str) else ' or '.join(role)})" if role else "")
+        what = _spec_text(rest, known) or "any resource"
+        roles = role if isinstance(role, str) else " or ".join(role or [])
+        # "related to the deployment nightly" says its role already.
+        said = isinstance(role, str) and what.startswith(f"the {role.replace('-', ' ')} ")
+        out += f" related to {what}" + (f" (as {roles})" if roles and not said else "")
+    return out
+
+
+def _no(phrase: str) -> str:
+    """ "no x event", "no event from r" (never "no any event")."""
+    return "no " + phrase.removeprefix("any ")
+
+
+def resource_ids(t: Trigger) -> set[str]:
+    """The exact resource ids a trigger names (not patterns or negations): what describe()
+    would show by name."""
+    if isinstance(t, CompositeTrigger):
+        return set().union(*(resource_ids(child) for child in t.triggers))
+    out = set()
+    for spec in [getattr(t, "match", None) or {}, *(getattr(t, "match_related", None) or [])]:
+        value = spec.get(RESOURCE_ID)
+        for v in value if isinstance(value, list) else [value] if value else []:
+            if isinstance(v, str) and "*" not in v and not v.startswith("!"):
+                out.add(v)
     return out
 
 
@@ -160,12 +195,13 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def describe(t: Trigger) -> str:
-    """What the trigger does, in one sentence."""
+def describe(t: Trigger, known: Mapping[str, str] | None = None) -> str:
+    """What the trigger does, in one sentence; `known` names resources by id (resource_ids)."""
+    known = known or {}
     if t.type == "metric":
         return describe_metric(t)
     if isinstance(t, CompositeTrigger):
-        parts = [describe(child).removeprefix("Fires ").rstrip(".") for child in t.triggers]
+        parts = [describe(child, known).removeprefix("Fires ").rstrip(".") for child in t.triggers]
         within = f" within {_seconds(t.within)}" if t.within else ""
         if t.type == "sequence":
             return "Fires when these happen in this order" + within + ": " + "; then ".join(parts) + "."
@@ -177,25 +213,27 @@ def describe(t: Trigger) -> str:
     if t.posture == PROACTIVE:
         if t.after:
             if t.threshold == 1:
-                missing = f"no {_names(t.expect)} follows"
+                missing = f"{_no(_names(t.expect))} follows"
             else:
                 missing = f"fewer than {t.threshold} {_plural(_names(t.expect))} follow"
-            return f"Fires if, after {_a(_event_phrase(t, t.after))}, {missing} within {_seconds(t.within)}{each}."
+            return f"Fires if, after {_a(_event_phrase(t, t.after, known))}, {missing} within {_seconds(t.within)}{each}."
         if t.threshold == 1:
-            missing = f"no {_event_phrase(t, t.expect)} occurs"
+            missing = f"{_no(_event_phrase(t, t.expect, known))} occurs"
         else:
-            missing = f"fewer than {t.threshold} {_plural(_event_phrase(t, t.expect))} occur"
+            missing = f"fewer than {t.threshold} {_plural(_event_phrase(t, t.expect, known))} occur"
         return f"Fires if {missing} within {_seconds(t.within)}{each}."
-    phrase = _event_phrase(t, t.expect)
-    start = f"after {_a(_event_phrase(t, t.after))}, " if t.after else ""
+    phrase = _event_phrase(t, t.expect, known)
+    after = f"after {_a(_event_phrase(t, t.after, known))}" if t.after else ""
     if t.threshold == 1:
-        core = f"every time {start}{_a(phrase)} occurs"
-        if t.after and t.within:
-            core += f" within {_seconds(t.within)}"
-        return f"Fires {core}{each}."
+        if after:
+            within = f" within {_seconds(t.within)}" if t.within else ""
+            return f"Fires every time {_a(phrase)} occurs{within} {after}{each}."
+        return f"Fires every time {_a(phrase)} occurs{each}."
     if t.within:
-        return f"Fires when {start}{t.threshold} {_plural(phrase)} occur within {_seconds(t.within)}{each}."
-    return f"Fires {start}every {_ordinal(t.threshold)} time {_a(phrase)} occurs{each}."
+        lead = f"when, {after}, " if after else "when "
+        return f"Fires {lead}{t.threshold} {_plural(phrase)} occur within {_seconds(t.within)}{each}."
+    lead = f"{after}, " if after else ""
+    return f"Fires {lead}every {_ordinal(t.threshold)} time {_a(phrase)} occurs{each}."
 
 
 def describe_metric(t: MetricTrigger) -> str:

@@ -11,7 +11,9 @@ from django.conf import settings
 from django.http import Http404
 
 from . import debugging, records
-from .describe import describe
+from eventfeed.events.queries import resource_names
+
+from .describe import describe, resource_ids
 from .forms import ReplayForm, TestEventForm
 from .masking import mask_secrets
 from .models import ActionRun, Automation, Firing
@@ -32,7 +34,8 @@ def automation_or_404(automation_id: str) -> Automation:
 
 def sentence(trigger_json: dict) -> str:
     try:
-        return describe(parse_trigger(trigger_json)[0])
+        trigger = parse_trigger(trigger_json)[0]
+        return describe(trigger, resource_names(resource_ids(trigger)))
     except TriggerError:
         return "This trigger is not valid any more: edit it."
 

@@ -9,10 +9,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed.events.queries import resource_names
 from eventfeed.events.wire import stored
 
 from . import store
-from .describe import default_trigger, describe, widenings
+from .describe import default_trigger, describe, resource_ids, widenings
 from .detail import automation_or_404, detail_context, sentence
 from .forms import AutomationForm
 from .models import Automation, Notification
@@ -162,7 +163,8 @@ def automation_preview(request: HttpRequest) -> JsonResponse:
         trigger, _ = parse_trigger(body.get("trigger"), "trigger")
     except TriggerError as e:
         return JsonResponse({"errors": e.as_list()}, status=422)
-    return JsonResponse({"errors": [], "sentence": describe(trigger), "preview": preview(trigger, range_key, timezone.now())})
+    known = resource_names(resource_ids(trigger))
+    return JsonResponse({"errors": [], "sentence": describe(trigger, known), "preview": preview(trigger, range_key, timezone.now())})
 
 
 @require_GET

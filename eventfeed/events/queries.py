@@ -326,3 +326,16 @@ def _distinct_neighbours(rows) -> list[Neighbour]:
             continue
         out.append(Neighbour(event_id, occurred, name, role))
     return out
+
+
+def resource_names(ids) -> dict[str, str]:
+    """Each id's `prefect.resource.name` from the newest event that touches it (primary or
+    related), for sentences that name resources; ids never seen or without a name are left out.
+    One range scan of er_resource_occurred per id: callers pass a trigger's few ids."""
+    out = {}
+    for resource_id in sorted(set(ids))[:50]:
+        row = EventResource.objects.filter(resource_id=resource_id).order_by("-occurred").values_list("labels", flat=True).first()
+        name = (row or {}).get("prefect.resource.name")
+        if isinstance(name, str) and name:
+            out[resource_id] = name
+    return out
