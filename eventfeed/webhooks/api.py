@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -98,8 +98,9 @@ def collection(request: HttpRequest) -> JsonResponse:
     fields, problems = parse_fields(data, partial=False)
     if problems:
         return invalid(problems)
-    webhook = store.save(Webhook(owner=request.api_key.created_by), fields)
-    store.audit_change("created", webhook)
+    with transaction.atomic():
+        webhook = store.save(Webhook(owner=request.api_key.created_by), fields)
+        store.audit_change("created", webhook)
     return JsonResponse(store.webhook_json(webhook), status=201)
 
 
@@ -120,8 +121,9 @@ def item(request: HttpRequest, webhook_id: str) -> HttpResponse:
     if request.method == "GET":
         return JsonResponse(store.webhook_json(webhook))
     if request.method == "DELETE":
-        store.audit_change("deleted", webhook)
-        webhook.delete()
+        with transaction.atomic():
+            store.audit_change("deleted", webhook)
+            webhook.delete()
         return HttpResponse(status=204)
     data, error = read_json(request)
     if error:
@@ -130,8 +132,9 @@ def item(request: HttpRequest, webhook_id: str) -> HttpResponse:
     if problems:
         return invalid(problems)
     before = store.before_change(webhook)
-    store.save(webhook, fields)
-    store.audit_change("updated", webhook, before)
+    with transaction.atomic():
+        store.save(webhook, fields)
+        store.audit_change("updated", webhook, before)
     return HttpResponse(status=204)
 
 
@@ -141,8 +144,9 @@ def rotate(request: HttpRequest, webhook_id: str) -> JsonResponse:
     webhook = store.find(store.visible_to(api_key=request.api_key), webhook_id)
     if webhook is None:
         return api_error(404, "Webhook not found.")
-    store.rotate(webhook)
-    store.audit_change("rotated", webhook)
+    with transaction.atomic():
+        store.rotate(webhook)
+        store.audit_change("rotated", webhook)
     return JsonResponse(store.webhook_json(webhook))
 
 

@@ -5,6 +5,7 @@ import secrets
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -76,8 +77,9 @@ def webhook_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = WebhookForm(request.POST)
         if form.is_valid():
-            webhook = store.save(Webhook(owner=request.user), form.fields_for_store())
-            store.audit_change("created", webhook)
+            with transaction.atomic():
+                webhook = store.save(Webhook(owner=request.user), form.fields_for_store())
+                store.audit_change("created", webhook)
             messages.success(request, f"Created “{webhook.name}”. Point the sender at its URL.")
             return redirect("webhook-detail", webhook.id)
         return _editor(request, form, None, preset)
@@ -96,8 +98,9 @@ def webhook_edit(request: HttpRequest, webhook_id: str) -> HttpResponse:
         form = WebhookForm(request.POST, current=current)
         if form.is_valid():
             before = store.before_change(webhook)
-            store.save(webhook, form.fields_for_store())
-            store.audit_change("updated", webhook, before)
+            with transaction.atomic():
+                store.save(webhook, form.fields_for_store())
+                store.audit_change("updated", webhook, before)
             messages.success(request, f"Saved “{webhook.name}”.")
             return redirect("webhook-detail", webhook.id)
         return _editor(request, form, webhook)
@@ -107,8 +110,9 @@ def webhook_edit(request: HttpRequest, webhook_id: str) -> HttpResponse:
 @require_POST
 @login_required
 def webhook_rotate(request: HttpRequest, webhook_id: str) -> HttpResponse:
-    webhook = store.rotate(_webhook(request, webhook_id))
-    store.audit_change("rotated", webhook)
+    with transaction.atomic():
+        webhook = store.rotate(_webhook(request, webhook_id))
+        store.audit_change("rotated", webhook)
     messages.success(request, "The URL was rotated: the old one no longer answers. Give the sender the new one.")
     return redirect("webhook-detail", webhook.id)
 
@@ -118,8 +122,9 @@ def webhook_rotate(request: HttpRequest, webhook_id: str) -> HttpResponse:
 def webhook_enabled(request: HttpRequest, webhook_id: str) -> HttpResponse:
     webhook = _webhook(request, webhook_id)
     before = store.before_change(webhook)
-    store.save(webhook, {"enabled": request.POST.get("enabled") == "on"})
-    store.audit_change("updated", webhook, before)
+    with transaction.atomic():
+        store.save(webhook, {"enabled": request.POST.get("enabled") == "on"})
+        store.audit_change("updated", webhook, before)
     if request.headers.get("Accept") == "application/json":
         return JsonResponse({"enabled": webhook.enabled})
     messages.success(request, f"“{webhook.name}” is {'enabled' if webhook.enabled else 'disabled'}.")
@@ -130,8 +135,9 @@ def webhook_enabled(request: HttpRequest, webhook_id: str) -> HttpResponse:
 @login_required
 def webhook_delete(request: HttpRequest, webhook_id: str) -> HttpResponse:
     webhook = _webhook(request, webhook_id)
-    store.audit_change("deleted", webhook)
-    webhook.delete()
+    with transaction.atomic():
+        store.audit_change("deleted", webhook)
+        webhook.delete()
     messages.success(request, f"Deleted “{webhook.name}”; its URL no longer answers.")
     return redirect("webhook-list")
 
