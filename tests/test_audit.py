@@ -358,3 +358,13 @@ def test_it_records_an_object_deleted_in_the_admin(admin_client):
     assert client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}).status_code == 302
     event = audited("admin.deleted", f"eventfeed.admin.auth.group.{group.pk}", f"eventfeed.user.{admin.pk}")
     assert event.payload == {"model": "auth.group", "change": ""}
+
+
+def test_it_records_the_demo_key_quickstart_replaces_as_the_system(db):
+    from eventfeed.events.management.commands.quickstart import fresh_demo_key
+
+    first, second = fresh_demo_key(), fresh_demo_key()
+    old, new = ApiKey.objects.order_by("pk")
+    revoked = audited("api-key.revoked", f"eventfeed.api-key.{old.pk}", "eventfeed.system", first, second, old.hint, new.hint)
+    assert revoked.payload == {"name": "demo"}
+    assert [e.resource_id for e in audit("api-key.created")] == [f"eventfeed.api-key.{old.pk}", f"eventfeed.api-key.{new.pk}"]

@@ -19,8 +19,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
+from eventfeed import audit
 from eventfeed.events import demo
 from eventfeed.events.models import ApiKey, Event
 
@@ -55,8 +57,13 @@ def ensure_admin() -> tuple[str, str | None]:
 def fresh_demo_key() -> str:
     """A new `demo` key for the streamer. Keys are stored hashed, so an earlier one cannot be
     shown again; earlier demo keys are revoked rather than left to pile up unused."""
-    ApiKey.objects.filter(name=DEMO_KEY, revoked__isnull=True).update(revoked=timezone.now())
-    _, raw = ApiKey.create(DEMO_KEY)
+    with transaction.atomic():
+        for earlier in ApiKey.objects.select_for_update().filter(name=DEMO_KEY, revoked__isnull=True):
+            earlier.revoked = timezone.now()
+            earlier.save(update_fields=["revoked"])
+            audit.record("api-key.revoked", audit.key_resource(earlier), {"name": earlier.name})
+        key, raw = ApiKey.create(DEMO_KEY)
+        audit.record("api-key.created", audit.key_resource(key), {"name": key.name})
     return raw
 
 
@@ -65,9 +72,11 @@ def prepare(out=print, *, backfill: int = BACKFILL_EVENTS, days: float = BACKFIL
     out("Migrating the database…")
     call_command("migrate", interactive=False, verbosity=0)
     username, password = ensure_admin()
+    # Asked before the key is made: its audit event is an event too.
+    empty = not Event.objects.exists()
     key = fresh_demo_key()
     backfilled = 0
-    if backfill and not Event.objects.exists():
+    if backfill and empty:
         out(f"Loading {backfill:,} demo events over the last {days:g} days…")
         started = time.monotonic()
         events = demo.backfill_events(backfill, days)
