@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from eventfeed import outbound, sandbox
-from eventfeed.events.schema import json_type
+from eventfeed.events.problems import Problems
 
 from .triggers import TriggerError
 
@@ -46,11 +46,12 @@ def as_prefect(action: dict) -> dict:
     return action
 
 
-def _check_template(problems: list, value: Any, path: str) -> None:
+def _check_template(r: Problems, value: Any, path: str) -> None:
     if not isinstance(value, str):
-        problems.append((path, f"must be a string (a Jinja template), not {json_type(value)}"))
+        r.wrong_type(path, "a string (a Jinja template)", value)
         return
-    problems.extend((path, f"is not a valid template: {problem}") for problem in sandbox.check(value))
+    for problem in sandbox.check(value):
+        r.fail(path, f"is not a valid template: {problem}")
 
 
 def default_action_type(action: dict) -> str | None:
@@ -72,104 +73,100 @@ def default_action_type(action: dict) -> str | None:
 CHANNEL_FIELDS = {"call-webhook": {"block_document_id", "payload"}, "send-notification": {"block_document_id", "subject", "body"}}
 
 
-def _check_channel(problems: list, clean: dict, p: str, kind: str) -> None:
+def _check_channel(r: Problems, clean: dict, p: str, kind: str) -> None:
     """Prefect's CallWebhook / SendNotification: the channel must exist and be able to do it."""
     from eventfeed.blocks.kinds import apprise_url
     from eventfeed.blocks.store import find_document
 
-    for key in clean:
-        if key != "type" and key not in CHANNEL_FIELDS[kind]:
-            problems.append((f"{p}.{key}", f"is not a field of {kind} with a block_document_id (expected: "
-                                           f"{', '.join(sorted(CHANNEL_FIELDS[kind]))})"))
+    r.unknown_fields(clean, p, CHANNEL_FIELDS[kind] | {"type"}, f"{kind} with a block_document_id")
     doc = find_document(clean.get("block_document_id"))
     if doc is None:
-        problems.append((f"{p}.block_document_id", "must be the id of a channel (a block document); see /settings/channels/"))
+        r.fail(f"{p}.block_document_id", "must be the id of a channel (a block document); see /settings/channels/")
         return
     clean["block_document_id"] = str(doc.id)
     slug = doc.block_type.slug
     if kind == "call-webhook" and slug != "webhook":
-        problems.append((f"{p}.block_document_id", f"names a {slug} block; call-webhook needs a webhook block"))
+        r.fail(f"{p}.block_document_id", f"names a {slug} block; call-webhook needs a webhook block")
     if kind == "send-notification" and slug not in ("webhook", "eventfeed-email") and apprise_url(slug, doc.data) is None:
-        problems.append((f"{p}.block_document_id", f"names a {slug} block, which Eventfeed cannot send notifications to"))
+        r.fail(f"{p}.block_document_id", f"names a {slug} block, which Eventfeed cannot send notifications to")
     if kind == "call-webhook":
-        _check_template(problems, clean.setdefault("payload", ""), f"{p}.payload")
+        _check_template(r, clean.setdefault("payload", ""), f"{p}.payload")
     else:
-        _check_template(problems, clean.setdefault("subject", "Prefect automated notification"), f"{p}.subject")
-        _check_template(problems, clean.setdefault("body", ""), f"{p}.body")
+        _check_template(r, clean.setdefault("subject", "Prefect automated notification"), f"{p}.subject")
+        _check_template(r, clean.setdefault("body", ""), f"{p}.body")
 
 
 def parse_actions(data: Any, path: str = "actions") -> list[dict]:
     if data is None:
         return []
+    r = Problems()
     if not isinstance(data, list):
-        raise TriggerError([(path, f"must be a list of actions, not {json_type(data)}")])
-    problems: list[tuple[str, str]] = []
+        r.wrong_type(path, "a list of actions", data)
+        raise TriggerError(r.problems)
     out = []
     for i, action in enumerate(data):
         p = f"{path}[{i}]"
         if not isinstance(action, dict):
-            problems.append((p, "must be an object with a type"))
+            r.fail(p, "must be an object with a type")
             continue
         kind = action.get("type") or default_action_type(action)
         kind = OWN_FORMS.get(kind, kind)
         if kind is None:
-            problems.append((f"{p}.type", f"is required: one of {', '.join(sorted(SUPPORTED))}"))
+            r.fail(f"{p}.type", f"is required: one of {', '.join(sorted(SUPPORTED))}")
             continue
         if kind in PREFECT_ONLY:
-            problems.append((f"{p}.type", f"{kind} acts on Prefect objects Eventfeed does not have; supported: {', '.join(sorted(SUPPORTED))}"))
+            r.fail(f"{p}.type", f"{kind} acts on Prefect objects Eventfeed does not have; supported: {', '.join(sorted(SUPPORTED))}")
             continue
         if kind not in SUPPORTED:
-            problems.append((f"{p}.type", f"must be one of: {', '.join(sorted(SUPPORTED))}"))
+            r.fail(f"{p}.type", f"must be one of: {', '.join(sorted(SUPPORTED))}")
             continue
-        for key in action:
-            if key != "type" and key not in SUPPORTED[kind]:
-                problems.append((f"{p}.{key}", f"is not a field of {kind} (expected: {', '.join(sorted(SUPPORTED[kind])) or 'none'})"))
+        r.unknown_fields(action, p, SUPPORTED[kind] | {"type"}, kind)
         clean = dict(action, type=kind)
         if "block_document_id" in action and kind in ("call-webhook", "send-notification"):
-            _check_channel(problems, clean, p, kind)
+            _check_channel(r, clean, p, kind)
         elif kind == "call-webhook":
             url = action.get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                problems.append((f"{p}.url", "is required: an http:// or https:// URL"))
+                r.fail(f"{p}.url", "is required: an http:// or https:// URL")
             elif refused := outbound.refusal(url):
-                problems.append((f"{p}.url", f"cannot be called: {refused}"))
+                r.fail(f"{p}.url", f"cannot be called: {refused}")
             method = clean.setdefault("method", "POST")
             if method not in METHODS:
-                problems.append((f"{p}.method", f"must be one of {', '.join(sorted(METHODS))}"))
+                r.fail(f"{p}.method", f"must be one of: {', '.join(sorted(METHODS))}")
             headers = clean.setdefault("headers", {})
             if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-                problems.append((f"{p}.headers", "must be an object of header: string value"))
-            _check_template(problems, clean.setdefault("payload", ""), f"{p}.payload")
+                r.fail(f"{p}.headers", "must be an object of header: string value")
+            _check_template(r, clean.setdefault("payload", ""), f"{p}.payload")
             timeout = clean.setdefault("timeout", DEFAULT_TIMEOUT)
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
-                problems.append((f"{p}.timeout", f"must be a number of seconds from 0 to {MAX_TIMEOUT:g}"))
+                r.fail(f"{p}.timeout", f"must be a number of seconds from 0 to {MAX_TIMEOUT:g}")
         elif kind == "send-notification":
-            _check_template(problems, clean.setdefault("subject", "{{ automation.name }} fired"), f"{p}.subject")
-            _check_template(problems, clean.setdefault("body", ""), f"{p}.body")
+            _check_template(r, clean.setdefault("subject", "{{ automation.name }} fired"), f"{p}.subject")
+            _check_template(r, clean.setdefault("body", ""), f"{p}.body")
             to = clean.setdefault("to", [])
             if not isinstance(to, list) or not all(isinstance(x, str) and "@" in x for x in to):
-                problems.append((f"{p}.to", "must be a list of email addresses"))
+                r.fail(f"{p}.to", "must be a list of email addresses")
         elif kind == "emit-event":
-            _check_template(problems, clean.get("event"), f"{p}.event")
+            _check_template(r, clean.get("event"), f"{p}.event")
             resource = clean.setdefault("resource", {})
             if not isinstance(resource, dict) or not all(isinstance(v, str) for v in resource.values()):
-                problems.append((f"{p}.resource", "must be an object of string labels (templates allowed)"))
+                r.fail(f"{p}.resource", "must be an object of string labels (templates allowed)")
             related = clean.setdefault("related", [])
-            if not isinstance(related, list) or not all(isinstance(r, dict) for r in related):
-                problems.append((f"{p}.related", "must be a list of label objects"))
+            if not isinstance(related, list) or not all(isinstance(item, dict) for item in related):
+                r.fail(f"{p}.related", "must be a list of label objects")
             if not isinstance(clean.setdefault("payload", {}), dict):
-                problems.append((f"{p}.payload", "must be an object"))
+                r.fail(f"{p}.payload", "must be an object")
         elif kind in ("pause-automation", "resume-automation"):
             source = clean.setdefault("source", "inferred")
             if source not in ("selected", "inferred"):
-                problems.append((f"{p}.source", 'must be "selected" or "inferred" (this automation)'))
+                r.fail(f"{p}.source", 'must be "selected" or "inferred" (this automation)')
             target = clean.setdefault("automation_id", None)
             if source == "selected":
                 try:
                     uuid.UUID(str(target))
                 except ValueError:
-                    problems.append((f"{p}.automation_id", "must be the UUID of an automation when source is selected"))
+                    r.fail(f"{p}.automation_id", "must be the UUID of an automation when source is selected")
         out.append(clean)
-    if problems:
-        raise TriggerError(problems)
+    if r:
+        raise TriggerError(r.problems)
     return out

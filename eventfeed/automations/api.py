@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
 from eventfeed.events.filter_parsers import JsonReader
+from eventfeed.events.problems import BODY_RULE
 
 from . import store
 from .models import Automation
@@ -85,7 +86,7 @@ def _filtered(data: Any):
     """Prefect's AutomationFilter: {automations: {id: {any_}, name: {any_}, created: {before_},
     tags: {all_, is_null_}}, sort, limit, offset}."""
     if not isinstance(data, dict):
-        raise TriggerError([("", "the body must be a JSON object")])
+        raise TriggerError([("", BODY_RULE)])
     r = JsonReader()
     r.obj(data, "", {"automations", "sort", "limit", "offset"})
     spec = r.obj(data.get("automations"), "automations", {"id", "name", "created", "tags"})

@@ -12,6 +12,7 @@ from eventfeed.events.auth import api_error, api_key_required
 
 from eventfeed.events.filter_parsers import from_json
 from eventfeed.events.filters import FilterError
+from eventfeed.events.problems import BODY_RULE
 
 from . import debugging
 from .models import Automation
@@ -48,7 +49,7 @@ def test(request: HttpRequest, automation_id: str) -> JsonResponse:
 def _replay_body(data, keys: set) -> tuple[dict, list[dict]]:
     """{"filter": EventFilter, "run_actions": bool[, "trigger": draft]} → (values, errors)."""
     if not isinstance(data, dict):
-        return {}, [{"path": "", "rule": "the body must be a JSON object"}]
+        return {}, [{"path": "", "rule": BODY_RULE}]
     errors = [{"path": key, "rule": f"is not a field here (expected one of: {', '.join(sorted(keys))})"}
               for key in data if key not in keys]
     out = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 
+from eventfeed.events.problems import Problems
+
 MASK = "••••••••"
 # Header values that never carry a secret: shown as they are.
 PUBLIC_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding"}
@@ -53,7 +55,7 @@ def keep_secrets(actions, old_actions: list | None, path: str = "actions") -> tu
     stored behind it is a problem (path, rule), never saved as the literal mask."""
     if not isinstance(actions, list):
         return actions, []
-    problems = []
+    problems = Problems()
     old_actions = old_actions or []
     out = copy.deepcopy(actions)
     for i, action in enumerate(out):
@@ -63,7 +65,7 @@ def keep_secrets(actions, old_actions: list | None, path: str = "actions") -> tu
                 continue
             stored = _stored_value(old_actions, i, action, name)
             if stored is None:
-                problems.append((f"{path}[{i}].headers.{name}", "is masked but no value is saved for it: type the value"))
+                problems.fail(f"{path}[{i}].headers.{name}", "is masked but no value is saved for it: type the value")
             else:
                 headers[name] = stored
-    return out, problems
+    return out, problems.problems

@@ -8,8 +8,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from eventfeed import audit
-from eventfeed.events.patterns import glob_match
 from eventfeed.events.emit import emit
+from eventfeed.events.patterns import glob_match
+from eventfeed.events.problems import BODY_RULE, Problems
 from eventfeed.events.schema import RESOURCE_ID
 from eventfeed.events.wire import iso
 
@@ -23,56 +24,53 @@ FIELDS = {"name", "description", "enabled", "tags", "trigger", "actions", "actio
 
 def parse_automation(data: Any, *, partial: bool = False) -> dict:
     """Prefect's AutomationCreate body → clean fields, or TriggerError naming the JSON path."""
+    r = Problems()
     if not isinstance(data, dict):
-        raise TriggerError([("", "the body must be a JSON object")])
-    problems: list[tuple[str, str]] = []
-    for key in data:
-        if key not in FIELDS:
-            problems.append((key, f"is not a field of an automation (expected one of: {', '.join(sorted(FIELDS))})"))
+        raise TriggerError([("", BODY_RULE)])
+    r.unknown_fields(data, "", FIELDS, "an automation")
     out: dict[str, Any] = {}
     if "name" in data or not partial:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
-            problems.append(("name", "is required: a non-empty string"))
+            r.fail("name", "is required: a non-empty string")
         elif len(name) > 200:
-            problems.append(("name", "is at most 200 characters"))
+            r.fail("name", "is at most 200 characters")
         else:
             out["name"] = name.strip()
     if "description" in data:
         if not isinstance(data["description"], str):
-            problems.append(("description", "must be a string"))
+            r.wrong_type("description", "a string", data["description"])
         else:
             out["description"] = data["description"]
     if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            problems.append(("enabled", "must be true or false"))
-        else:
-            out["enabled"] = data["enabled"]
+        enabled = r.boolean(data["enabled"], "enabled")
+        if enabled is not None:
+            out["enabled"] = enabled
     if "tags" in data:
         tags = data["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            problems.append(("tags", "must be a list of strings"))
+            r.wrong_type("tags", "a list of strings", tags)
         else:
             out["tags"] = tags
     if "owner_resource" in data:
         owner = data["owner_resource"]
         if owner is not None and not isinstance(owner, str):
-            problems.append(("owner_resource", "must be a resource id string or null"))
+            r.wrong_type("owner_resource", "a resource id string or null", owner)
         else:
             out["owner_resource"] = owner
     if "trigger" in data or not partial:
         try:
             out["trigger"] = parse_trigger(data.get("trigger"), "trigger")[1]
         except TriggerError as e:
-            problems.extend(e.problems)
+            r.extend(e.problems)
     for key in ("actions", "actions_on_trigger", "actions_on_resolve"):
         if key in data:
             try:
                 out[key] = parse_actions(data[key], key)
             except TriggerError as e:
-                problems.extend(e.problems)
-    if problems:
-        raise TriggerError(problems)
+                r.extend(e.problems)
+    if r:
+        raise TriggerError(r.problems)
     return out
 
 

@@ -27,7 +27,7 @@ from eventfeed.events.filters import (
 )
 from eventfeed.events.patterns import _kind, matcher
 from eventfeed.events.problems import NUL_RULE, Problems
-from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE, json_type
+from eventfeed.events.schema import RESOURCE_ID, RESOURCE_ROLE
 
 REACTIVE, PROACTIVE = "Reactive", "Proactive"
 # Prefect's floor for a proactive window (a 0 is raised to it, a smaller one refused).
@@ -266,7 +266,7 @@ class _Reader(Problems):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            self.fail(path, f"must be a list of strings, not {json_type(value)}")
+            self.wrong_type(path, "a list of strings", value)
             return []
         out = []
         for i, item in enumerate(value):
@@ -283,7 +283,7 @@ class _Reader(Problems):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.fail(path, f"must be an object of label: pattern or label: [patterns], not {json_type(value)}")
+            self.wrong_type(path, "an object of label: pattern or label: [patterns]", value)
             return {}
         out = {}
         for key, patterns in value.items():
@@ -312,7 +312,7 @@ class _Reader(Problems):
         if value is None and allow_null:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(path, f"must be a number of seconds, not {json_type(value)}")
+            self.wrong_type(path, "a number of seconds", value)
             return None
         if value < 0:
             self.fail(path, "must be 0 or more seconds")
@@ -342,7 +342,7 @@ def _default_type(data: dict) -> str:
 
 def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict] | None:
     if not isinstance(data, dict):
-        r.fail(path, f"must be an object, not {json_type(data)}")
+        r.wrong_type(path, "an object", data)
         return None
     kind = data.get("type", _default_type(data))
     if kind not in ("event", "compound", "sequence", "metric"):
@@ -356,9 +356,7 @@ def _parse(r: _Reader, data: Any, path: str, depth: int) -> tuple[Trigger, dict]
             r.fail(f"{path}.id", "must be a UUID")
         return parse_metric(r, data, path, trigger_id, depth)
     allowed = EVENT_KEYS if kind == "event" else COMPOSITE_KEYS
-    for key in data:
-        if key not in allowed:
-            r.fail(f"{path}.{key}", f"is not a field of a {kind} trigger (expected one of: {', '.join(sorted(allowed))})")
+    r.unknown_fields(data, path, allowed, f"{'an' if kind == 'event' else 'a'} {kind} trigger")
     trigger_id = data.get("id") or str(uuid.uuid4())
     try:
         trigger_id = str(uuid.UUID(str(trigger_id)))
@@ -484,9 +482,7 @@ def parse_metric(r: _Reader, data: dict, path: str, trigger_id: str, depth: int)
     if depth > 0:
         r.fail(path, "a metric trigger cannot be inside a compound or sequence trigger (Eventfeed evaluates metrics on their own)")
         return None
-    for key in data:
-        if key not in METRIC_KEYS:
-            r.fail(f"{path}.{key}", f"is not a field of a metric trigger (expected one of: {', '.join(sorted(METRIC_KEYS))})")
+    r.unknown_fields(data, path, METRIC_KEYS, "a metric trigger")
     if data.get("posture", "Metric") != "Metric":
         r.fail(f"{path}.posture", 'must be "Metric" for a metric trigger')
     for key, empty in (("after", []), ("for_each", [])):
@@ -498,9 +494,7 @@ def parse_metric(r: _Reader, data: dict, path: str, trigger_id: str, depth: int)
     if not isinstance(q, dict):
         r.fail(f"{path}.metric", "is required: {name, operator, threshold, range, firing_for}")
         return None
-    for key in q:
-        if key not in QUERY_KEYS:
-            r.fail(f"{path}.metric.{key}", f"is not a field of a metric query (expected one of: {', '.join(sorted(QUERY_KEYS))})")
+    r.unknown_fields(q, f"{path}.metric", QUERY_KEYS, "a metric query")
     name = q.get("name")
     if name not in PREFECT + GENERIC:
         r.fail(f"{path}.metric.name", f"must be one of {', '.join(PREFECT + GENERIC)}")

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed.events.problems import BODY_RULE
 from eventfeed.events.queries import resource_names
 from eventfeed.events.wire import stored
 
@@ -157,7 +158,7 @@ def automation_preview(request: HttpRequest) -> JsonResponse:
     except json.JSONDecodeError as e:
         return JsonResponse({"errors": [{"path": "", "rule": f"not valid JSON: {e.msg}"}]}, status=400)
     if not isinstance(body, dict):
-        return JsonResponse({"errors": [{"path": "", "rule": "the body must be a JSON object"}]}, status=400)
+        return JsonResponse({"errors": [{"path": "", "rule": BODY_RULE}]}, status=400)
     range_key = body.get("range") if body.get("range") in RANGES else "24h"
     try:
         trigger, _ = parse_trigger(body.get("trigger"), "trigger")

@@ -23,7 +23,7 @@ from .filter_parsers import from_json
 from .filters import EventFilter, FilterError
 from .ingest import ingest
 from .schema import validate_batch, validate_event
-from .problems import read_time
+from .problems import BODY_RULE, read_time
 from .wire import iso, wire
 
 MAX_PAGE = 500
@@ -90,7 +90,7 @@ def _filter_body(data: Any) -> tuple[EventFilter, int]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise FilterError([("", "the body must be a JSON object")])
+        raise FilterError([("", BODY_RULE)])
     unknown = set(data) - {"filter", "limit"}
     if unknown:
         raise FilterError([(k, "is not a known field (expected filter, limit)") for k in sorted(unknown)])
@@ -151,7 +151,7 @@ def events_filter_next(request: HttpRequest) -> JsonResponse:
 
 def _count_body(data: Any, countable: str) -> tuple[EventFilter, float]:
     if not isinstance(data, dict):
-        raise FilterError([("", "the body must be a JSON object")])
+        raise FilterError([("", BODY_RULE)])
     unknown = set(data) - {"filter", "time_unit", "time_interval"}
     if unknown:
         raise FilterError([(k, "is not a known field (expected filter, time_unit, time_interval)") for k in sorted(unknown)])
@@ -240,7 +240,7 @@ def events_export(request: HttpRequest):
         return error
     try:
         if not isinstance(data, dict):
-            raise FilterError([("", "the body must be a JSON object")])
+            raise FilterError([("", BODY_RULE)])
         unknown = set(data) - {"filter"}
         if unknown:
             raise FilterError([(k, "is not a known field (expected filter)") for k in sorted(unknown)])

@@ -25,11 +25,9 @@ class JsonReader(Problems):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.fail(path, "must be an object")
+            self.wrong_type(path, "an object", value)
             return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(f"{path}.{key}", f"is not a known field (expected one of: {', '.join(sorted(allowed))})")
+        self.unknown_fields(value, path, allowed, path)
         return value
 
     def strings(self, value: Any, path: str) -> tuple[str, ...]:
@@ -38,12 +36,12 @@ class JsonReader(Problems):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            self.fail(path, "must be a list of strings")
+            self.wrong_type(path, "a list of strings", value)
             return ()
         out = []
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                self.fail(f"{path}[{i}]", "must be a string")
+                self.wrong_type(f"{path}[{i}]", "a string", item)
             elif "\x00" in item:
                 self.fail(f"{path}[{i}]", NUL_RULE)
             else:
@@ -54,7 +52,7 @@ class JsonReader(Problems):
         if value is None:
             return ()
         if not isinstance(value, dict):
-            self.fail(path, "must be an object of label: value or label: [values]")
+            self.wrong_type(path, "an object of label: value or label: [values]", value)
             return ()
         out = []
         for key, patterns in value.items():
@@ -107,9 +105,7 @@ def from_json(data: Any, path: str = "filter") -> EventFilter:
     )
     conditions += r.conditions(data.get("related"), f"{path}.related", "related", {"id", "role", "resources_in_roles", "labels"})
     conditions += r.conditions(data.get("any_resource"), f"{path}.any_resource", "any", {"id", "id_prefix", "labels"})
-    distinct = resource.get("distinct", False)
-    if not isinstance(distinct, bool):
-        r.fail(f"{path}.resource.distinct", "must be true or false")
+    distinct = r.boolean(resource.get("distinct", False), f"{path}.resource.distinct")
     ids = []
     id_filter = r.obj(data.get("id"), f"{path}.id", {"id"})
     for i, raw in enumerate(r.strings(id_filter.get("id"), f"{path}.id.id")):

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from . import jsoncodec
-from .problems import Problems
+from .problems import Problems, json_type
 
 RESOURCE_ID = "prefect.resource.id"
 RESOURCE_ROLE = "prefect.resource.role"
@@ -109,20 +109,6 @@ def _labels(check: _Checker, value: Any, path: str, *, role_required: bool, limi
             check.fail(path + key_path(RESOURCE_ROLE), "must not be empty")
             ok = False
     return value if ok else None
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _uuid(check: _Checker, value: Any, path: str) -> uuid.UUID | None:

@@ -14,6 +14,7 @@ from eventfeed.events import dbfaults
 from eventfeed.events.api import read_json
 from eventfeed.events.auth import api_error, api_key_required
 from eventfeed.events.middleware import database_unavailable
+from eventfeed.events.problems import BODY_RULE
 
 from . import store, templates, verification
 from .models import Webhook
@@ -27,7 +28,7 @@ MAX_DESCRIPTION = 10_000
 def parse_fields(data: Any, *, partial: bool, current: Webhook | None = None) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The fields of a webhook from API JSON, or the problems, each naming its field and rule."""
     if not isinstance(data, dict):
-        return {}, [{"path": "", "rule": "the body must be a JSON object"}]
+        return {}, [{"path": "", "rule": BODY_RULE}]
     problems: list[dict[str, str]] = []
 
     def fail(path: str, rule: str) -> None:

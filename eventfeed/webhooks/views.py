@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from eventfeed.events.problems import BODY_RULE
 from eventfeed.events.wire import wire
 
 from . import store, templates, verification
@@ -156,7 +157,7 @@ def webhook_preview(request: HttpRequest) -> JsonResponse:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _bad("the body is not valid JSON")
     if not isinstance(data, dict):
-        return _bad("the body must be a JSON object")
+        return _bad(BODY_RULE)
     source = data.get("template")
     problem = templates.template_problem(source)
     if problem:
