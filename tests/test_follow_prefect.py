@@ -258,6 +258,7 @@ def test_it_records_why_it_cannot_connect(db):
 @pytest.mark.parametrize("args,message", [
     ([], "--url"),
     (["--url", "ftp://prefect.example.com"], "not an http"),
+    (["--url", "http://admin:hunter2@prefect.example.com/api"], "has credentials in it: give them with --auth-string"),
     (["--url", "http://127.0.0.1:4200/api", "--since", "yesterday"], "--since"),
     (["--url", "http://127.0.0.1:4200/api", "--since", "2026-12-01T00:00:00"], "time zone"),
 ])

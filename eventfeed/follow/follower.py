@@ -89,6 +89,11 @@ def api_base(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise FollowError(f"{url!r} is not an http:// or https:// URL")
+    if parsed.username is not None or parsed.password is not None:
+        # The URL is shown on the Ingest problems page and names the server's events and audit
+        # trail: a password in it would be shown to every user.
+        raise FollowError(f"{parsed.scheme}://…@{parsed.hostname} has credentials in it: give them with --auth-string "
+                          "(or EVENTFEED_FOLLOW_PREFECT_AUTH_STRING) or --key instead")
     return url if parsed.path not in ("", "/") else url + "/api"
 
 
