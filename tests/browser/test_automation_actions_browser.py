@@ -55,8 +55,13 @@ def test_it_shows_a_refused_saves_problems_where_they_are(open_page, look):
     card = page.locator("#action-list .au-action").first
     card.locator("[data-key=type]").select_option("call-webhook")
     card.locator("[data-key=url]").fill("ftp://files.example.com/")
+    page.fill("[data-field=threshold]", "0")
     page.get_by_role("button", name="Save automation").click()
     page.wait_for_load_state()
+    # The trigger's problem is at its field too.
+    expect(page.locator("[data-field=threshold] + .au-error")).to_contain_text("must be a whole number of at least 1")
+    page.fill("[data-field=threshold]", "1")
+    expect(page.locator("[data-field=threshold] + .au-error")).to_have_count(0)
 
     # The URL's problem is at the URL field of action 1, which is marked; the summary points there.
     card = page.locator("#action-list .au-action").first
