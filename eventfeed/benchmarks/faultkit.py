@@ -479,6 +479,8 @@ def settle(lab: Lab, tally: Tally, prefix: str, timeout: float = 30) -> None:
 # --- scenarios -----------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, callable] = {}
+# How long after a fault production goes on waiting for live delivery to resume.
+RESUME_WAIT = 30.0
 
 
 def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, after: float = 5.0) -> Tally:
@@ -501,6 +503,11 @@ def _run(lab: Lab, name: str, fault, *, door: str = "http", warm: float = 2.0, a
         await asyncio.to_thread(fault)
         fault_over.append(time.time())
         await asyncio.sleep(after)
+        # Production goes on until an event sent after the fault reached the subscriber (the
+        # figure "live resumed after"): a door that holds its socket until the database is back
+        # may take longer than `after` to take new events at all.
+        while tally.resumed_seconds is None and time.time() - fault_over[0] < RESUME_WAIT:
+            await asyncio.sleep(0.2)
         if door == "http":
             await asyncio.to_thread(producer.finish)
         else:
@@ -547,6 +554,193 @@ for _door in ("http", "ws"):
     SCENARIOS[f"{_door}+daphne-killed"] = lambda lab, door=_door: _run(lab, f"{door}+daphne-killed", daphne_killed(lab), door=door)
 SCENARIOS["http+redis-flushed"] = lambda lab: _run(lab, "http+redis-flushed", lab.redis.flush)
 SCENARIOS["http+redis-restarted"] = lambda lab, outage=3.0: _run(lab, "http+redis-restarted", redis_restarted(lab, outage))
+
+
+# --- automations -------------------------------------------------------------------------------
+
+
+class Recorder:
+    """An HTTP server on the loopback that counts the webhook calls it gets, by the body."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        calls: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                with lock:
+                    calls[body] = calls.get(body, 0) + 1
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.calls = calls
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AutomationLab(Lab):
+    """The Lab for the evaluator: server 0 takes the events and evaluates nothing, server 1
+    evaluates in its process (EVENTFEED_AUTOMATIONS_IN_PROCESS, the default), and a
+    `run_automations` worker evaluates too; a webhook recorder counts what the actions call."""
+
+    def __init__(self):
+        self.recorder = Recorder()
+        self.worker: Worker | None = None
+        try:
+            super().__init__(servers=0, EVENTFEED_OUTBOUND_ALLOW="127.0.0.1", EVENTFEED_AUTOMATIONS_IN_PROCESS="false")
+            self.servers.append(Server(self.env, "daphne-0"))
+            self.servers.append(Server(dict(self.env, EVENTFEED_AUTOMATIONS_IN_PROCESS="true"), "daphne-1-evaluating"))
+            for server in self.servers:
+                server.start()
+            self.worker = Worker(self.env)
+            self.worker.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def create_automation(self, name: str) -> str:
+        """Fires for every event named `name`; its actions store an event naming the triggering
+        one (in the database: exactly once) and call the recorder with its id (at least once)."""
+        body = {
+            "name": name,
+            "trigger": {"type": "event", "posture": "Reactive", "expect": [name], "threshold": 1, "within": 0},
+            "actions": [
+                {"type": "emit-event", "event": f"{name}.done", "resource": {"prefect.resource.id": "fault.done.{{ event.id }}"}},
+                {"type": "call-webhook", "url": self.recorder.url, "payload": "{{ event.id }}", "timeout": 5},
+            ],
+        }
+        request = urllib.request.Request(self.servers[0].url + "/api/automations/", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["id"]
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+        self.recorder.close()
+        super().close()
+
+
+@dataclass
+class AutomationTally:
+    scenario: str
+    sent: set = field(default_factory=set)
+    acknowledged: set = field(default_factory=set)
+    stored: int = 0
+    fired: int = 0  # firings recorded
+    fired_events: int = 0  # distinct triggering events among them
+    missed: int = 0  # stored events of the trigger's name without a firing
+    runs: int = 0  # action runs recorded
+    unfinished: int = 0  # action runs not succeeded at the end
+    emitted: int = 0  # emit-event actions done (events stored)
+    emitted_distinct: int = 0
+    calls: int = 0  # webhook calls received
+    calls_distinct: int = 0
+    seconds: float = 0.0
+
+    @property
+    def lost(self) -> int:
+        """Stored events never fired for, and fired ones whose actions never happened."""
+        return self.missed + (self.fired_events - self.emitted_distinct) + (self.fired_events - self.calls_distinct)
+
+    @property
+    def duplicated(self) -> int:
+        """Firings, emitted events and webhook calls beyond one per triggering event."""
+        return (self.fired - self.fired_events) + (self.emitted - self.emitted_distinct) + (self.calls - self.calls_distinct)
+
+    @property
+    def duplicated_in_database(self) -> int:
+        return (self.fired - self.fired_events) + (self.emitted - self.emitted_distinct)
+
+    def line(self) -> str:
+        return (f"{self.scenario:<28} sent {len(self.sent):>6}  stored {self.stored:>6}  fired {self.fired:>6}  "
+                f"action runs {self.runs:>6} (emit-event {self.emitted:>6}, webhook calls {self.calls:>6})  "
+                f"lost {self.lost:>3}  duplicated {self.duplicated:>3}  in {self.seconds:.0f} s")
+
+
+def count_automation(lab: AutomationLab, tally: AutomationTally, name: str, automation_id: str) -> None:
+    q = lab.postgres.query
+    tally.stored = q("SELECT count(DISTINCT id) FROM events_event WHERE event = %s", [name])[0][0]
+    tally.fired, tally.fired_events = q(
+        "SELECT count(*), count(DISTINCT triggering_event_id) FROM automations_firing WHERE automation_id = %s AND kind = 'triggered'",
+        [automation_id])[0]
+    tally.missed = q(
+        "SELECT count(DISTINCT e.id) FROM events_event e WHERE e.event = %s AND NOT EXISTS "
+        "(SELECT 1 FROM automations_firing f WHERE f.triggering_event_id = e.id AND f.automation_id = %s)",
+        [name, automation_id])[0][0]
+    tally.runs, tally.unfinished = q(
+        "SELECT count(*), count(*) FILTER (WHERE status <> 'succeeded') FROM automations_actionrun WHERE automation_id = %s",
+        [automation_id])[0]
+    tally.emitted, tally.emitted_distinct = q(
+        "SELECT count(*), count(DISTINCT resource_id) FROM events_event WHERE event = %s", [name + ".done"])[0]
+    prefix_calls = dict(lab.recorder.calls)
+    # The recorder serves every scenario: this one's calls are its stored events' ids.
+    ids = {str(row[0]) for row in q("SELECT DISTINCT id FROM events_event WHERE event = %s", [name])}
+    tally.calls = sum(n for body, n in prefix_calls.items() if body in ids)
+    tally.calls_distinct = sum(1 for body in prefix_calls if body in ids)
+
+
+def run_automation(lab: AutomationLab, scenario: str, fault, *, warm: float = 3.0, after: float = 5.0,
+                   settle_seconds: float = 120) -> AutomationTally:
+    """An HTTP producer sends events that an automation fires for, `fault()` runs after `warm`
+    seconds; once production stops, every firing and action has `settle_seconds` to happen."""
+    tally = AutomationTally(scenario)
+    name = f"fault.auto.{scenario.replace('+', '.').replace('-', '.')}.{uuid.uuid4().hex[:6]}"
+    automation_id = lab.create_automation(name)
+    started = time.monotonic()
+    producer_tally = Tally(scenario)
+    producer = HttpProducer(lab, producer_tally, name, batch=5, pause=0.15)
+    producer.start()
+    time.sleep(warm)
+    fault()
+    time.sleep(after)
+    producer.finish()
+    tally.sent, tally.acknowledged = producer_tally.sent, producer_tally.acknowledged
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        count_automation(lab, tally, name, automation_id)
+        done = tally.stored and tally.missed == 0 and tally.unfinished == 0 and tally.calls_distinct >= tally.fired_events
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    tally.seconds = time.monotonic() - started
+    return tally
+
+
+def worker_killed(lab: AutomationLab, seconds: float = 5.0):
+    def fault():
+        lab.worker.kill()
+        time.sleep(seconds)
+        lab.worker.start()
+
+    return fault
+
+
+def evaluating_daphne_killed(lab: AutomationLab):
+    def fault():
+        lab.servers[1].kill()
+        lab.servers[1].start()
+
+    return fault
+
+
+AUTOMATION_SCENARIOS: dict[str, callable] = {
+    "auto+worker-killed": lambda lab: run_automation(lab, "auto+worker-killed", worker_killed(lab)),
+    "auto+daphne-killed": lambda lab: run_automation(lab, "auto+daphne-killed", evaluating_daphne_killed(lab)),
+    "auto+postgres-down": lambda lab, outage=30.0: run_automation(lab, "auto+postgres-down", postgres_outage(lab, outage)),
+    "auto+redis-flushed": lambda lab: run_automation(lab, "auto+redis-flushed", lab.redis.flush),
+}
 
 
 # --- memory --------------------------------------------------------------------------------------
