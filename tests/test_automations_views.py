@@ -197,7 +197,7 @@ def test_it_masks_webhook_header_secrets_on_the_automation_pages(owner_client, w
     for url in (f"/automations/{with_secret.id}/", f"/automations/{with_secret.id}/edit"):
         html = owner_client.get(url).content.decode()
         assert "s3cret-token" not in html, url
-        assert "••••••••" in html and "application/json" in html, url
+        assert "••••••" in html and "application/json" in html, url
 
 
 def test_it_keeps_a_masked_secret_on_save_and_takes_a_new_one(owner_client, with_secret):
@@ -218,7 +218,7 @@ def test_it_keeps_a_masked_secret_on_save_and_takes_a_new_one(owner_client, with
 
 
 def test_it_refuses_a_mask_with_no_saved_value_behind_it(owner_client, db):
-    masked = [{**HOOK, "headers": {"X-Api-Key": "••••••••"}}]
+    masked = [{**HOOK, "headers": {"X-Api-Key": "••••••"}}]
     response = owner_client.post("/automations/new", {"name": "x", "trigger": json.dumps(TRIGGER), "actions": json.dumps(masked)})
     assert response.status_code == 400
     assert editor_data(response)["problems"]["actions"] == [

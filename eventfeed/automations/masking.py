@@ -12,7 +12,8 @@ import copy
 
 from eventfeed.events.problems import Problems
 
-MASK = "••••••••"
+from .exchanges import MASK  # the one mask every page shows for a secret
+
 # Header values that never carry a secret: shown as they are.
 PUBLIC_HEADERS = {"content-type", "accept", "user-agent", "content-encoding", "accept-encoding"}
 

@@ -110,7 +110,7 @@ export function actionsEditor({ textarea, list, broken, jsonError, summary, exam
         out.push(field(i, "method", "Method", options(el("select"), METHODS.map((m) => [m, m]), action.method || "POST")));
         const headers = el("textarea", { rows: 3, spellcheck: "false", placeholder: "Authorization: Bearer …" });
         headers.value = headersText(action.headers);
-        out.push(field(i, "headers", "Headers", headers, "One “Name: value” per line. Saved secrets show as •••••••• and are kept unless you change them."));
+        out.push(field(i, "headers", "Headers", headers, "One “Name: value” per line. Saved secrets show as •••••• and are kept unless you change them."));
       }
       const body = el("textarea", { rows: 4, spellcheck: "false" });
       body.value = action.payload ?? "";
