@@ -368,3 +368,34 @@ def test_it_records_the_demo_key_quickstart_replaces_as_the_system(db):
     revoked = audited("api-key.revoked", f"eventfeed.api-key.{old.pk}", "eventfeed.system", first, second, old.hint, new.hint)
     assert revoked.payload == {"name": "demo"}
     assert [e.resource_id for e in audit("api-key.created")] == [f"eventfeed.api-key.{old.pk}", f"eventfeed.api-key.{new.pk}"]
+
+
+def test_it_records_a_block_type_created_through_the_api(client, auth, api_key):
+    from tests.test_blocks import save_slack
+
+    block_type, _, _ = save_slack(client, auth, url="https://hooks.slack.com/services/T0/B0/type-secret")
+    key = ApiKey.objects.get()
+    event = audited("block-type.created", f"prefect.block-type.{block_type['id']}", f"eventfeed.api-key.{key.pk}", api_key, "type-secret")
+    assert event.payload == {"block_type": {"name": "Slack Webhook", "slug": "slack-webhook"}}
+
+
+def test_it_records_a_block_type_updated_with_what_changed(client, auth, api_key):
+    from tests.test_blocks import save_slack
+
+    block_type, _, _ = save_slack(client, auth)
+    for _ in range(2):  # the second PATCH changes nothing
+        assert client.patch(f"/api/block_types/{block_type['id']}", {"description": "Posts to Slack"},
+                            content_type="application/json", **auth).status_code == 204
+    key = ApiKey.objects.get()
+    event = audited("block-type.updated", f"prefect.block-type.{block_type['id']}", f"eventfeed.api-key.{key.pk}", api_key)
+    assert event.payload == {"changed": {"description": {"from": None, "to": "Posts to Slack"}}}
+
+
+def test_it_records_a_block_schema_created_once_per_checksum(client, auth, api_key):
+    from tests.test_blocks import save_slack
+
+    _, schema, _ = save_slack(client, auth, name="ops")
+    save_slack(client, auth, name="ops-2")  # the same schema again: found, not made
+    key = ApiKey.objects.get()
+    event = audited("block-schema.created", f"prefect.block-schema.{schema['id']}", f"eventfeed.api-key.{key.pk}", api_key)
+    assert event.payload == {"block_type": "slack-webhook", "checksum": schema["checksum"], "version": "3.9.1", "capabilities": ["notify"]}

@@ -52,7 +52,7 @@ def types_create(request: HttpRequest) -> JsonResponse:
     if BlockType.objects.filter(slug=slug).exists():
         return api_error(409, f"A block type with slug {slug!r} already exists.")
     fields = {k: v for k, v in data.items() if k in TYPE_FIELDS}
-    return JsonResponse(store.type_json(BlockType.objects.create(**fields)), status=201)
+    return JsonResponse(store.type_json(store.create_type(fields)), status=201)
 
 
 @require_GET
@@ -70,10 +70,10 @@ def type_update(request: HttpRequest, type_id: str) -> HttpResponse:
     data, error = _object(request)
     if error:
         return error
-    updated = BlockType.objects.filter(pk=_uuid(type_id)).update(**{k: v for k, v in data.items() if k in TYPE_FIELDS - {"slug"}}) \
-        if _uuid(type_id) else 0
-    if not updated and not BlockType.objects.filter(pk=_uuid(type_id)).exists():
+    block_type = BlockType.objects.filter(pk=_uuid(type_id)).first() if _uuid(type_id) else None
+    if block_type is None:
         return api_error(404, "Block type not found.")
+    store.update_type(block_type, {k: v for k, v in data.items() if k in TYPE_FIELDS - {"slug"}})
     return HttpResponse(status=204)
 
 
@@ -100,11 +100,7 @@ def schemas_create(request: HttpRequest) -> JsonResponse:
         problems.append(("block_type_id", "must be the id of a block type"))
     if problems:
         return _fail(store.BlockError(problems))
-    version = str(data.get("version") or "")
-    digest = store.checksum(fields)
-    schema = BlockSchema.objects.filter(checksum=digest, version=version, block_type=block_type).first() or \
-        BlockSchema.objects.create(checksum=digest, version=version, fields=fields, block_type=block_type,
-                                   capabilities=data.get("capabilities") or [])
+    schema = store.schema_for(block_type, fields, str(data.get("version") or ""), data.get("capabilities") or [])
     return JsonResponse(store.schema_json(schema), status=201)
 
 

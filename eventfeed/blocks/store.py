@@ -101,6 +101,47 @@ def create_document(name: str, block_type: BlockType, data: dict, *, block_schem
                                             data=merge_data(None, data), is_anonymous=is_anonymous)
 
 
+def create_type(fields: dict) -> BlockType:
+    """A block type made through the API (as the SDK does on a block class's first save), audited."""
+    from eventfeed import audit
+
+    with transaction.atomic():
+        block_type = BlockType.objects.create(**fields)
+        audit.record("block-type.created", _type_resource(block_type), {"block_type": fields})
+    return block_type
+
+
+def update_type(block_type: BlockType, fields: dict) -> None:
+    from eventfeed import audit
+
+    with transaction.atomic():
+        changed = audit.changes({k: getattr(block_type, k) for k in fields}, fields)
+        if not changed:
+            return
+        for name, value in fields.items():
+            setattr(block_type, name, value)
+        block_type.save()
+        audit.record("block-type.updated", _type_resource(block_type), {"changed": changed})
+
+
+def schema_for(block_type: BlockType, fields: dict, version: str, capabilities: list) -> BlockSchema:
+    """The schema of these fields and version (one per checksum), made and audited when new."""
+    from eventfeed import audit
+
+    digest = checksum(fields)
+    with transaction.atomic():
+        schema, created = BlockSchema.objects.get_or_create(
+            checksum=digest, version=version, block_type=block_type, defaults={"fields": fields, "capabilities": capabilities})
+        if created:
+            audit.record("block-schema.created", {RESOURCE_ID: f"prefect.block-schema.{schema.id}", RESOURCE_NAME: block_type.slug},
+                         {"block_type": block_type.slug, "checksum": digest, "version": version, "capabilities": capabilities})
+    return schema
+
+
+def _type_resource(block_type: BlockType) -> dict[str, str]:
+    return {RESOURCE_ID: f"prefect.block-type.{block_type.id}", RESOURCE_NAME: block_type.slug}
+
+
 def audit_change(what: str, doc: BlockDocument, changed: list[str] | None = None) -> None:
     """eventfeed.audit.block-document.<what>: the name and type, and for an update the names of
     the changed fields, never their values (a channel's data holds its credentials)."""
