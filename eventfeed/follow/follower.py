@@ -30,8 +30,9 @@ from eventfeed import audit
 from eventfeed.events.emit import emit
 from eventfeed.events.ingest import ingest
 from eventfeed.events.models import Event, IngestProblem
-from eventfeed.events.wire import iso
+from eventfeed.events.problems import parse_time
 from eventfeed.events.schema import RESOURCE_ID, validate_event
+from eventfeed.events.wire import iso
 
 from .models import FollowedServer
 
@@ -140,11 +141,9 @@ def store(url: str, raws: list[dict]) -> tuple[int, list]:
     newest, received = max(clean, key=lambda pair: pair[0].occurred)
     now = timezone.now()
     lag = None
-    if isinstance(received, str):
-        try:
-            lag = max(0.0, (now - datetime.fromisoformat(received.replace("Z", "+00:00"))).total_seconds())
-        except ValueError:
-            pass
+    received_at = parse_time(received)
+    if received_at is not None and received_at.utcoffset() is not None:
+        lag = max(0.0, (now - received_at).total_seconds())
     server = server_row(url)
     if server.position is None or newest.occurred > server.position:
         server.position = newest.occurred

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from eventfeed.events.problems import TimeRuleBroken, read_time
 from eventfeed.follow.follower import Credentials, FollowError, api_base, follow_all
 
 
@@ -46,11 +46,9 @@ class Command(BaseCommand):
         first_since = None
         if since:
             try:
-                first_since = datetime.fromisoformat(since.replace("Z", "+00:00"))
-            except ValueError:
-                raise CommandError(f"--since {since!r} is not an ISO time (e.g. 2026-12-01T00:00:00Z)") from None
-            if first_since.tzinfo is None:
-                raise CommandError("--since needs a time zone (Z or +00:00)")
+                first_since = read_time(since)
+            except TimeRuleBroken as e:
+                raise CommandError(f"--since {since!r} {e.rule}") from None
         self.stdout.write(f"Following {', '.join(urls)}; Ctrl-C to stop.")
         try:
             asyncio.run(follow_all(urls, credentials(key, auth_string), first_since=first_since))
