@@ -130,9 +130,16 @@ def why_refused(address: Address) -> str | None:
 def check(host: str, port: int, *, allow: Allow, resolver: Resolver) -> tuple[str, bool]:
     """The address to connect to for host:port, and whether the allowlist opened it; raise
     OutboundRefused when any address the host resolves to is refused."""
+    addresses, allowed = check_all(host, port, allow=allow, resolver=resolver)
+    return addresses[0], allowed
+
+
+def check_all(host: str, port: int, *, allow: Allow, resolver: Resolver) -> tuple[list[str], bool]:
+    """Every address host:port resolves to (one lookup), all of them checked, and whether the
+    allowlist opened them; raise OutboundRefused when any is refused."""
     if allow.host(host):
         address = literal_address(host)
-        return (str(address) if address else resolver(host, port)[0]), True
+        return ([str(address)] if address else resolver(host, port)), True
     address = literal_address(host)
     addresses = [address] if address is not None else [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host, port)]
     if not addresses:
@@ -144,7 +151,7 @@ def check(host: str, port: int, *, allow: Allow, resolver: Resolver) -> tuple[st
             if kind and not allow.address(a):
                 said = f"{a} is {kind}" if address is not None else f"{host} resolves to {a}, {kind}"
                 raise OutboundRefused(f"{said}; set EVENTFEED_OUTBOUND_ALLOW to allow it")
-    return str(addresses[0]), allowed
+    return [str(a) for a in addresses], allowed
 
 
 def refusal(url: str, *, allow: Allow | None = None) -> str | None:
@@ -244,26 +251,37 @@ def _port_number(port) -> int:
 
 
 def _checking_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
-    """socket.getaddrinfo, which inside guarded() answers only the address that check() passed
-    (or fails as a name that does not resolve): the library then connects to that address."""
+    """socket.getaddrinfo, which inside guarded() answers only the addresses that check() passed
+    (or fails as a name that does not resolve): the library then connects to one of them."""
     guard = _guard.get()
     if guard is None or host is None:
         return _system_getaddrinfo(host, port, family, type, proto, flags)
     name = host.decode("idna") if isinstance(host, bytes) else str(host)
     try:
-        address, _ = check(name, _port_number(port), allow=guard.allow, resolver=guard.resolver)
+        addresses, _ = check_all(name, _port_number(port), allow=guard.allow, resolver=guard.resolver)
     except OutboundRefused as e:
         guard.refused.append(e.reason)
         raise socket.gaierror(socket.EAI_NONAME, f"refused: {e.reason}") from None
-    return _system_getaddrinfo(address, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+    # Every address of the one lookup was checked: all are offered, so that the library can fall
+    # back from one it cannot reach (an IPv6 answer on an IPv4-only host) as it would have.
+    answers = []
+    for address in addresses:
+        try:
+            answers += _system_getaddrinfo(address, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            continue  # not of the family the caller asked for
+    if not answers:
+        raise socket.gaierror(socket.EAI_ADDRFAMILY if hasattr(socket, "EAI_ADDRFAMILY") else socket.EAI_NONAME,
+                              f"{name} has no address of the family asked for")
+    return answers
 
 
 @contextmanager
 def guarded(*, allow: Allow | None = None, resolver: Resolver | None = None) -> Iterator[Guard]:
     """Run a library that connects by itself (Apprise) under the outbound rules.
 
-    Every connection it opens resolves its host through check(), at connect time and once: a
-    refused address fails to resolve, an allowed name resolves to the address that was checked
+    Every connection it opens resolves its host through check_all(), at connect time and once: a
+    refused address fails to resolve, an allowed name resolves to the addresses that were checked
     and to nothing else, so a DNS answer that changes between check and connect, or a redirect
     to another host, changes nothing. The rules follow the context (Apprise hands its context to
     its worker threads); code outside it resolves as before.

@@ -177,3 +177,13 @@ def test_it_checks_every_connection_a_guarded_library_opens_redirects_included(t
             requests.get(f"http://hooks.example:{port}/redirect", timeout=5)
     assert guard.refused == ["127.0.0.1 is a loopback address; set EVENTFEED_OUTBOUND_ALLOW to allow it"]
     assert seen.seen == [("/redirect", f"hooks.example:{port}")]
+
+
+def test_it_offers_a_guarded_library_every_checked_address_of_the_family_it_asks_for(target):
+    import socket
+
+    answers = resolver({"dual.example": ["2001:db8::1", "93.184.216.34"]})
+    with outbound.guarded(allow=Allow.parse(["2001:db8::/32"]), resolver=answers):
+        assert [a[4][0] for a in socket.getaddrinfo("dual.example", 443, socket.AF_INET, socket.SOCK_STREAM)] == ["93.184.216.34"]
+        assert {a[4][0] for a in socket.getaddrinfo("dual.example", 443, 0, socket.SOCK_STREAM)} == {"2001:db8::1", "93.184.216.34"}
+    assert answers.calls == ["dual.example", "dual.example"]
