@@ -375,7 +375,7 @@ def test_it_records_a_block_type_created_through_the_api(client, auth, api_key):
 
     block_type, _, _ = save_slack(client, auth, url="https://hooks.slack.com/services/T0/B0/type-secret")
     key = ApiKey.objects.get()
-    event = audited("block-type.created", f"prefect.block-type.{block_type['id']}", f"eventfeed.api-key.{key.pk}", api_key, "type-secret")
+    event = audited("block-type.created", "prefect.block-type.slack-webhook", f"eventfeed.api-key.{key.pk}", api_key, "type-secret")
     assert event.payload == {"block_type": {"name": "Slack Webhook", "slug": "slack-webhook"}}
 
 
@@ -387,7 +387,7 @@ def test_it_records_a_block_type_updated_with_what_changed(client, auth, api_key
         assert client.patch(f"/api/block_types/{block_type['id']}", {"description": "Posts to Slack"},
                             content_type="application/json", **auth).status_code == 204
     key = ApiKey.objects.get()
-    event = audited("block-type.updated", f"prefect.block-type.{block_type['id']}", f"eventfeed.api-key.{key.pk}", api_key)
+    event = audited("block-type.updated", "prefect.block-type.slack-webhook", f"eventfeed.api-key.{key.pk}", api_key)
     assert event.payload == {"changed": {"description": {"from": None, "to": "Posts to Slack"}}}
 
 

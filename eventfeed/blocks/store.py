@@ -139,7 +139,7 @@ def schema_for(block_type: BlockType, fields: dict, version: str, capabilities: 
 
 
 def _type_resource(block_type: BlockType) -> dict[str, str]:
-    return {RESOURCE_ID: f"prefect.block-type.{block_type.id}", RESOURCE_NAME: block_type.slug}
+    return {RESOURCE_ID: f"prefect.block-type.{block_type.slug}", RESOURCE_NAME: block_type.name}
 
 
 def audit_change(what: str, doc: BlockDocument, changed: list[str] | None = None) -> None:
