@@ -122,14 +122,18 @@ def test_it_starts_from_the_present_when_the_mark_is_missing(db):
 @pytest.mark.skipif(not is_postgres(), reason="concurrent writers: PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_it_never_passes_a_writer_still_open():
-    """An ingest that took its arrival time, then was slow to commit, is not skipped."""
-    automation({"expect": ["x", "y"]})
+    """An ingest that took its arrival time, then was slow to commit, is not skipped. (Counted
+    in the firings, not in what this sweep returns: an evaluator another test left running in
+    this process may take the events first.)"""
+    a = automation({"expect": ["x", "y"]})
+    catchup.mark()  # as the migration does: a database emptied by the test has none
     stamped, release, done = threading.Event(), threading.Event(), threading.Event()
+    slow = []
 
     def slow_writer():
         try:
             with transaction.atomic():
-                ingest([validate_event(make_event("x", "slow"))[0]])
+                slow.extend(ingest([validate_event(make_event("x", "slow"))[0]]).stored)
                 stamped.set()
                 release.wait(10)
         finally:
@@ -141,11 +145,10 @@ def test_it_never_passes_a_writer_still_open():
     # Arrives later, commits first (another name: the same name's per-minute count row would
     # wait for the slow writer's lock).
     store_events(make_event("y", "fast"))
-    fired = sweep_all()
-    assert [f.triggering_event["resource"]["prefect.resource.id"] for f in fired] == []
+    sweep_all()
+    assert catchup.mark().received < slow[0].received
     release.set()
     assert done.wait(10)
-    fired = sweep_all()
-    assert sorted(f.triggering_event["resource"]["prefect.resource.id"] for f in fired) == ["fast", "slow"]
-    assert sweep_all() == []
-
+    sweep_all()
+    fired = Firing.objects.filter(automation=a).values_list("triggering_event__resource__prefect.resource.id", flat=True)
+    assert sorted(fired) == ["fast", "slow"]

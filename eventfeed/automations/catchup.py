@@ -21,7 +21,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from eventfeed.events.models import Event
@@ -29,7 +29,7 @@ from eventfeed.events.patterns import _kind
 from eventfeed.events.wire import wire
 
 from . import engine
-from .models import CatchUpMark, Firing
+from .models import CatchUpMark, EvaluatedEvent, Firing
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ def sweep(limit: int | None = None) -> tuple[int, list[Firing]] | None:
             names = _names(index)
             if names is not None:
                 found = found.filter(names)
+            # What the live path claimed is not read again: one index probe per event rather
+            # than its payload, its evaluation and a claim that conflicts.
+            found = found.filter(~Exists(EvaluatedEvent.objects.filter(event_id=OuterRef("id"))))
             events = list(found.order_by("received", "id")[:limit])
         fired: list[Firing] = []
         if events:
