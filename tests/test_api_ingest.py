@@ -306,3 +306,15 @@ def test_it_stores_concurrent_overlapping_batches_without_a_deadlock(monkeypatch
     assert errors == []
     assert Event.objects.count() == len(events)
     assert EventResource.objects.count() == len(events)
+
+
+def test_it_publishes_big_events_in_messages_of_their_own(monkeypatch):
+    from eventfeed.events import ingest as ingest_module
+    from eventfeed.events.schema import validate_event
+
+    small = [validate_event(make_event(f"t.small.{i}"))[0] for i in range(3)]
+    big = [validate_event(make_event("t.big", payload={"pad": "x" * 300_000}))[0] for _ in range(2)]
+    chunks = [[e.event for e in chunk] for chunk in ingest_module._messages(small + big + small)]
+    assert chunks == [["t.small.0", "t.small.1", "t.small.2"], ["t.big"], ["t.big"], ["t.small.0", "t.small.1", "t.small.2"]]
+    monkeypatch.setattr(ingest_module, "PUBLISH_CHUNK", 2)
+    assert [len(chunk) for chunk in ingest_module._messages(small)] == [2, 1]

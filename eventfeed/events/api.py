@@ -62,6 +62,9 @@ def events_ingest(request: HttpRequest) -> JsonResponse:
     data, error = read_json(request)
     if error:
         return error
+    # From here the parsed events hold everything: the raw body would stay beside them through
+    # validation, COPY and publishing, one more copy of the largest request.
+    request._body = b""
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list):

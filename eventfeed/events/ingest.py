@@ -24,8 +24,12 @@ from .wire import wire
 log = logging.getLogger(__name__)
 
 EVENTS_GROUP = "events"
-# Channel-layer messages stay well under channels-redis' comfortable size.
+# Channel-layer messages stay well under channels-redis' comfortable size: at most this many
+# events, and past about this many characters of JSON a message ends (channels-redis serializes a
+# message once for every process it goes to, all at once: one message of the largest request's
+# events cost several times the request).
 PUBLISH_CHUNK = 200
+PUBLISH_CHARS = 256 * 1024
 
 
 @dataclass
@@ -211,38 +215,63 @@ def _esc(value: str) -> str:
     return value
 
 
-def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
-    """The rows of both tables in COPY's text format, for EVENT_COLUMNS and RESOURCE_COLUMNS.
+def event_lines(events: list[CleanEvent]) -> Iterator[str]:
+    """The rows of the events table in COPY's text format, for EVENT_COLUMNS.
 
     Written by hand rather than by psycopg's write_row(): the values are strings, UUIDs and
-    datetimes of known shape, and one join per table costs half as much per event.
+    datetimes of known shape, and a join costs half as much per event.
     """
     dumps = jsoncodec.dumps
-    event_lines, resource_lines = [], []
     for e in events:
-        occurred = e.occurred.isoformat()
-        name = _esc(e.event)
-        event_lines.append(
-            f"{e.id}\t{occurred}\t{e.received.isoformat()}\t{name}\t{_esc(e.resource_id)}\t"
+        yield (
+            f"{e.id}\t{e.occurred.isoformat()}\t{e.received.isoformat()}\t{_esc(e.event)}\t{_esc(e.resource_id)}\t"
             f"{_esc(dumps(e.resource))}\t{_esc(dumps(e.related))}\t{_esc(dumps(e.payload))}\t"
             f"{e.follows or COPY_NULL}\t{words_sql(e.words, 'postgresql')}\n"
         )
-        head = f"{e.id}\t{occurred}\t{name}\t"
+
+
+def resource_lines(events: list[CleanEvent]) -> Iterator[str]:
+    """The rows of the resources table in COPY's text format, for RESOURCE_COLUMNS."""
+    dumps = jsoncodec.dumps
+    for e in events:
+        head = f"{e.id}\t{e.occurred.isoformat()}\t{_esc(e.event)}\t"
         for rid, role, labels in resource_rows(e.resource, e.related):
-            resource_lines.append(f"{head}{_esc(rid)}\t{_esc(role)}\t{_esc(dumps(labels))}\n")
-    return "".join(event_lines), "".join(resource_lines)
+            yield f"{head}{_esc(rid)}\t{_esc(role)}\t{_esc(dumps(labels))}\n"
+
+
+def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
+    """The rows of both tables in COPY's text format, each table's as one text."""
+    return "".join(event_lines(events)), "".join(resource_lines(events))
+
+
+# COPY is fed in pieces of about this many characters: a batch of many small events goes in a
+# few writes, and a request of 1.5 MB events never holds its whole COPY text at once (the
+# largest request cost the server several times its size while it was written).
+COPY_PIECE = 1 << 20
+
+
+def _copy_in_pieces(copy, lines: Iterator[str]) -> None:
+    piece: list[str] = []
+    size = 0
+    for line in lines:
+        piece.append(line)
+        size += len(line)
+        if size >= COPY_PIECE:
+            copy.write("".join(piece))
+            piece, size = [], 0
+    if piece:
+        copy.write("".join(piece))
 
 
 def _copy_rows(events: list[CleanEvent]) -> None:
-    event_text, resource_text = copy_text(events)
     # The raw cursor's COPY; its errors become Django's (IntegrityError for a duplicate id), as
     # the cursor wrapper's would.
     with connection.cursor() as wrapper, connection.wrap_database_errors:
         cursor = wrapper.cursor
         with cursor.copy(f"COPY {Event._meta.db_table} ({EVENT_COLUMNS}) FROM STDIN") as copy:
-            copy.write(event_text)
+            _copy_in_pieces(copy, event_lines(events))
         with cursor.copy(f"COPY {EventResource._meta.db_table} ({RESOURCE_COLUMNS}) FROM STDIN") as copy:
-            copy.write(resource_text)
+            _copy_in_pieces(copy, resource_lines(events))
 
 
 def _store(events: list[CleanEvent]) -> list[CleanEvent]:
@@ -281,6 +310,19 @@ def _store(events: list[CleanEvent]) -> list[CleanEvent]:
 _sending: set[asyncio.Task] = set()
 
 
+def _messages(events: Sequence[CleanEvent]) -> Iterator[Sequence[CleanEvent]]:
+    """The events in publishing order, cut into messages of at most PUBLISH_CHUNK events and,
+    when they are big, about PUBLISH_CHARS (an event bigger than that goes alone)."""
+    start, chars = 0, 0
+    for i, event in enumerate(events):
+        if i > start and (i - start == PUBLISH_CHUNK or chars + event.size > PUBLISH_CHARS):
+            yield events[start:i]
+            start, chars = i, 0
+        chars += event.size
+    if start < len(events):
+        yield events[start:]
+
+
 def publish(events: Sequence[CleanEvent]) -> None:
     """Tell everything downstream of storage (live feeds, subscribers, automations)."""
     layer = get_channel_layer()
@@ -299,8 +341,8 @@ def publish(events: Sequence[CleanEvent]) -> None:
         # stored; a live page catches up when it reconnects.
         log.warning("ingest: the server is stopping; %d stored events were not published", len(events))
         return
-    for start in range(0, len(events), PUBLISH_CHUNK):
-        message = {"type": "events.stored", "events": [wire(e) for e in events[start : start + PUBLISH_CHUNK]]}
+    for chunk in _messages(events):
+        message = {"type": "events.stored", "events": [wire(e) for e in chunk]}
         try:
             if loop is not None:
                 # The loop holds tasks weakly: keep each until it is done.

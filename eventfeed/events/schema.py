@@ -50,6 +50,9 @@ class CleanEvent:
     # The distinct words free-text search finds the event by (search_words()).
     words: list[str] = field(default_factory=list)
     received: datetime | None = None
+    # About its JSON size in characters (0: not measured): ingest publishes big events in
+    # messages of their own (ingest.publish).
+    size: int = 0
 
     @property
     def resource_id(self) -> str:
@@ -293,6 +296,7 @@ def validate_event(raw: Any, index: int = 0, *, base: str | None = None, size: i
             payload=payload,
             follows=follows,
             words=words(text),
+            size=len(text),
         ),
         [],
     )
