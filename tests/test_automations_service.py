@@ -69,3 +69,29 @@ async def test_it_evaluates_what_arrives_within_the_linger_as_one_batch_up_to_it
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_it_catches_up_from_the_store_with_nothing_to_receive_from(transactional_db, monkeypatch):
+    """A worker without a channel layer to read (consume=False) still evaluates what was stored
+    while no evaluator read: the catch-up from the store, each event once."""
+    from datetime import timedelta
+
+    from eventfeed.automations import catchup
+
+    monkeypatch.setattr(catchup, "LAG", timedelta(0))
+    monkeypatch.setattr(service, "CATCH_UP_EVERY", 0.05)
+    a = await database_sync_to_async(store.save_automation)(
+        store.parse_automation({"name": "caught up", "trigger": {"expect": ["x"]}}))
+    await database_sync_to_async(catchup.mark)()
+    await database_sync_to_async(store_events)(*[make_event("x", f"r{i}") for i in range(5)])
+    worker = asyncio.ensure_future(service.Service(consume=False)._catch_up())
+    try:
+        for _ in range(100):
+            if await database_sync_to_async(Firing.objects.filter(automation=a).count)() >= 5:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # a second evaluation would show up now
+        assert await database_sync_to_async(Firing.objects.filter(automation=a).count)() == 5
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
