@@ -50,6 +50,7 @@ async def test_it_names_the_automation_and_sends_the_time_as_utc_with_z(django_u
         # The page formats the time in the top bar's zone; it gets the automation's name, not its id.
         assert message["automation"] == "Orders shipped"
         assert message["created"].endswith("Z") and "+00:00" not in message["created"]
+        assert message["automation_url"] == f"/automations/{automation.id}/" and message["event_url"] is None
     finally:
         await c.disconnect()
 

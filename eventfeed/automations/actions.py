@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from eventfeed import audit, outbound, sandbox
@@ -69,7 +70,7 @@ def template_context(run) -> dict:
                      resource_in_role={r.role: r for r in related})
     return {
         "automation": {"id": str(automation.id), "name": automation.name, "description": automation.description,
-                       "url": f"/automations/{automation.id}/"},
+                       "url": reverse("automation-detail", args=[automation.id])},
         "event": event,
         "resource": event["resource"] if event else None,
         "related": event["related"] if event else [],

@@ -7,6 +7,7 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.urls import reverse
 
 from eventfeed.events.wire import iso
 
@@ -31,8 +32,8 @@ def as_message(note: Notification) -> dict:
         "automation": note.automation.name if note.automation_id else None,
         "body": note.body,
         "created": iso(note.created),
-        "automation_url": f"/automations/{note.automation_id}/" if note.automation_id else None,
-        "event_url": f"/events/{note.firing.event_id}/" if note.firing_id else None,
+        "automation_url": reverse("automation-detail", args=[note.automation_id]) if note.automation_id else None,
+        "event_url": reverse("event-detail", args=[note.firing.event_id]) if note.firing_id else None,
     }
 
 

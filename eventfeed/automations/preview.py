@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.urls import reverse
+
 from eventfeed.events.filters import EventFilter
 
 from .replay import replay
@@ -25,7 +27,7 @@ def preview(trigger: Trigger, range_key: str, now: datetime) -> dict:
         "resolved": result["resolved"],
         "capped": result["capped"],
         "timeline": [
-            {**entry, "url": f"/events/{entry['event']['id']}/" if entry["event"] else None}
+            {**entry, "url": reverse("event-detail", args=[entry["event"]["id"]]) if entry["event"] else None}
             for entry in result["timeline"][:SHOWN]
         ],
     }
