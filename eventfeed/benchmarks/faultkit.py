@@ -666,7 +666,8 @@ class AutomationTally:
     def line(self) -> str:
         return (f"{self.scenario:<28} sent {len(self.sent):>6}  stored {self.stored:>6}  fired {self.fired:>6}  "
                 f"action runs {self.runs:>6} (emit-event {self.emitted:>6}, webhook calls {self.calls:>6})  "
-                f"lost {self.lost:>3}  duplicated {self.duplicated:>3}  in {self.seconds:.0f} s")
+                f"lost {self.lost:>3}  duplicated {self.duplicated:>3} (of which webhook calls made again, at least "
+                f"once: {self.calls - self.calls_distinct})  in {self.seconds:.0f} s")
 
 
 def count_automation(lab: AutomationLab, tally: AutomationTally, name: str, automation_id: str) -> None:
