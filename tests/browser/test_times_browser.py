@@ -42,3 +42,29 @@ def test_it_writes_relative_times_as_the_server_does(open_page):
     assert page.locator(".ev-rel").inner_text() == "3 min ago"
     page.goto(f"{page.server}/events/")
     assert page.locator(f".row[data-id='{event['id']}'] .rel").inner_text() == "3 min ago"
+
+
+def test_it_words_every_relative_time_as_the_server_does(open_page):
+    """The page's `ago` (lib/times.js, shared by every page) against the server's `ago` filter,
+    at each unit's edges."""
+    from unittest import mock
+
+    from django.utils import timezone as django_timezone
+
+    from eventfeed.events.templatetags.eventfeed import ago
+
+    deltas = [-5, 0, 1, 59, 60, 61, 119, 3599, 3600, 3601, 86399, 86400, 86401, 172800, 864000]
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    with mock.patch.object(django_timezone, "now", return_value=now):
+        server = [ago(now - timedelta(seconds=s)) for s in deltas]
+    page = open_page()
+    page.goto(f"{page.server}/automations/")
+    module = page.evaluate("document.querySelector('script[type=module][src*=page]').src")
+    browser = page.evaluate(
+        """async ([module, now, deltas]) => {
+            const { ago } = await import(new URL("lib/times.js", module));
+            return deltas.map((s) => ago(new Date(now - s * 1000), now));
+        }""",
+        [module, now.timestamp() * 1000, deltas],
+    )
+    assert browser == server
