@@ -226,3 +226,84 @@ def test_it_refuses_a_time_more_than_a_day_ahead_naming_the_setting():
     assert path == "occurred" and "86,400 seconds in the future" in rule and "EVENTFEED_MAX_FUTURE_SECONDS" in rule
     raw["occurred"] = (datetime.now(timezone.utc) + timedelta(hours=23)).isoformat()
     assert validate_event(raw)[1] == []
+
+
+# -- the fast path (decode_clean) accepts exactly what validate_event accepts, and the same way ---
+
+def _fields(event):
+    return (event.id, event.occurred, event.event, event.resource, event.related, event.payload, event.follows,
+            event.words_text)
+
+
+def _unusual_but_valid() -> list[dict]:
+    flow = {"prefect.resource.id": "prefect.flow.1", "prefect.resource.role": "flow", "prefect.resource.name": "etl"}
+    return [
+        make_event(payload={"big": 12345678901234567890123, "f": 1.5, "z": -0.0, "n": None, "t": True,
+                            "nested": [{"a": [1, {"b": "ü"}]}]}),
+        make_event("acme.café.opened", "acme.café.1", note="naïve", related=[flow]),
+        make_event(payload={"log": "first\nsecond\t\"quoted\" c:\\dir", "esc": "\x1bred", "emoji": "😀"}),
+        make_event(related=[flow, {"prefect.resource.id": "prefect.tag.ü", "prefect.resource.role": "tag"},
+                            {"prefect.resource.id": "a\\b\tc", "prefect.resource.role": "x", "k": "v"}, flow]),
+        {**make_event(related=[flow]), "related": None, "payload": None, "received": "2026-01-01T00:00:00Z"},
+        {**make_event(), "occurred": " 2026-11-21T09:30:00.123456+02:00 "},
+        {**make_event(), "occurred": "2026-11-21T09:30:00.1234567z"},
+        {**make_event(), "id": "0190F1C2-8A3E-7C11-9D4B-2F6A1E0C5B7D", "follows": "0190f1c28a3e7c119d4b2f6a1e0c5b7d"},
+        make_event(payload={"text": "a literal \\u0000, not a NUL"}),
+        make_event(payload={"long": "x" * 300, "many": " ".join(f"w{i}" for i in range(MAX_WORDS + 5))}),
+    ]
+
+
+def test_it_decodes_valid_bodies_in_one_pass_into_the_events_the_full_path_makes():
+    import json
+
+    from eventfeed.events.schema import decode_clean
+
+    events = _unusual_but_valid()
+    slow = [validate_event(raw)[0] for raw in events]
+    assert None not in slow
+    batch = decode_clean(json.dumps(events, ensure_ascii=False).encode())
+    # Taken by the fast path: the one thing it falls back on here is the text "\u0000".
+    assert batch is None
+    plain = [e for e in events if "\\u0000" not in json.dumps(e)]
+    batch = decode_clean(json.dumps(plain, ensure_ascii=False).encode())
+    assert batch is not None
+    assert [_fields(e) for e in batch] == [_fields(validate_event(raw)[0]) for raw in plain]
+    for raw in events:
+        for one in (decode_clean(json.dumps(raw)), decode_clean(json.dumps(raw), one=True)):
+            assert one is None or [_fields(e) for e in one] == [_fields(validate_event(raw)[0])]
+
+
+def test_it_leaves_every_body_the_full_path_refuses_to_it():
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from eventfeed.events.schema import decode_clean
+
+    def changed(**fields):
+        return {**make_event(), **fields}
+
+    bad = [
+        changed(id="nope"), changed(id=None), changed(occurred="2026-11-21T10:00:00"), changed(occurred="soon"),
+        changed(occurred="0001-01-01T00:30:00+01:00"),
+        changed(occurred=(datetime.now(timezone.utc) + timedelta(days=2)).isoformat()),
+        changed(event=""), changed(event="  "), changed(event="e" * 1025), changed(event=3),
+        changed(resource={"prefect.resource.id": " "}), changed(resource={"name": "x"}),
+        changed(resource={"prefect.resource.id": "x", "n": 3}), changed(resource=None),
+        changed(related=[{"prefect.resource.id": "x"}]), changed(related=[{"prefect.resource.id": "x", "prefect.resource.role": ""}]),
+        changed(related={"prefect.resource.id": "x"}), changed(payload=[]), changed(payload="x"),
+        changed(follows="nope"), changed(extra=1), changed(payload={"s": "nul\x00here"}),
+        changed(resource={"prefect.resource.id": "x", **{f"k{i}": "v" for i in range(600)}}),
+        changed(related=[{"prefect.resource.id": f"x{i}", "prefect.resource.role": "r"} for i in range(101)]),
+        changed(payload={"big": "x" * 2_000_000}),
+    ]
+    for raw in bad:
+        assert validate_event(raw)[1], raw
+        assert decode_clean(json.dumps([make_event(), raw]).encode()) is None, raw
+        assert decode_clean(json.dumps(raw), one=True) is None, raw
+    for body in [b"", b"[]", b"{}", b"[1]", b"nul", b'{"a": NaN}', b"[" * 5000, b"\xff", '"\\ud800"'.encode()]:
+        assert decode_clean(body) is None
+    # A frame is one event, never an array of them.
+    assert decode_clean(json.dumps([make_event()]), one=True) is None
+    # The batch limit is the full path's to say.
+    with override_settings(EVENTFEED_MAX_BATCH=2):
+        assert decode_clean(json.dumps([make_event()] * 3).encode()) is None

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+import msgspec
 import psycopg
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
@@ -17,8 +18,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import dbfaults, jsoncodec, partitions
-from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, bucket_start, resource_rows, words_sql
-from .schema import CleanEvent
+from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, resource_rows
+from .schema import RESOURCE_ID, RESOURCE_ROLE, CleanEvent
 from .wire import wire
 
 log = logging.getLogger(__name__)
@@ -93,25 +94,39 @@ def arrival_time() -> datetime:
         return cursor.fetchone()[1]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+MINUTE = timedelta(minutes=1)
+
+
 def add_counts(events: list[CleanEvent]) -> None:
     """Add the events to the per-minute and per-hour counts (EventCount), in sorted key order so
-    that concurrent batches lock the same rows in the same order."""
-    per_minute = Counter((e.occurred.astimezone(dt_timezone.utc).replace(second=0, microsecond=0), e.event) for e in events)
+    that concurrent batches lock the same rows in the same order.
+
+    Buckets are counted as whole seconds since the epoch (timedelta arithmetic is exact, where a
+    float timestamp can round a last microsecond into the next minute); a datetime is made only
+    per bucket, and on PostgreSQL not at all."""
+    per_minute = Counter(((e.occurred - EPOCH) // MINUTE, e.event) for e in events)
     counts: Counter = Counter()
     for (minute, name), n in per_minute.items():
+        seconds = minute * 60
         for width in ROLLUP_WIDTHS:
-            counts[(width, bucket_start(minute, width), name)] += n
+            counts[(width, seconds - seconds % width, name)] += n
     table = EventCount._meta.db_table
     rows = sorted(counts.items())
     upsert = f" ON CONFLICT (width, bucket, event) DO UPDATE SET count = {table}.count + excluded.count"
     if connection.vendor == "postgresql":
-        # Four arrays, sent in binary: a backfill batch can touch 1,500 buckets, and quoting
-        # them as SQL text costs more than the rest of the upsert.
+        # A backfill batch can touch 1,500 buckets: the numbers go as comma-separated text that
+        # the server splits (psycopg dumps an array element by element in Python, which cost
+        # more than the rest of the upsert), the names once each, by position.
+        names = {name: i for i, name in enumerate(dict.fromkeys(k[2] for k, _ in rows), 1)}
         with binary_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (width, bucket, event, count) "
-                "SELECT * FROM unnest(%b::int[], %b::timestamptz[], %b::text[], %b::int[])" + upsert,
-                [[k[0] for k, _ in rows], [k[1] for k, _ in rows], [k[2] for k, _ in rows], [n for _, n in rows]],
+                "SELECT w, to_timestamp(b), (%b::text[])[e], n FROM unnest(string_to_array(%b, ',')::int[], "
+                "string_to_array(%b, ',')::bigint[], string_to_array(%b, ',')::int[], string_to_array(%b, ',')::int[]) "
+                "AS u(w, b, e, n)" + upsert,
+                [list(names), ",".join([str(k[0]) for k, _ in rows]), ",".join([str(k[1]) for k, _ in rows]),
+                 ",".join([str(names[k[2]]) for k, _ in rows]), ",".join([str(n) for _, n in rows])],
             )
         return
     with connection.cursor() as cursor:
@@ -121,7 +136,8 @@ def add_counts(events: list[CleanEvent]) -> None:
             cursor.execute(
                 f"INSERT INTO {table} (width, bucket, event, count) VALUES "
                 + ",".join(["(%s, %s, %s, %s)"] * len(chunk)) + upsert,
-                [v for (width, bucket, name), n in chunk for v in (width, adapt(bucket), name, n)],
+                [v for (width, bucket, name), n in chunk
+                 for v in (width, adapt(EPOCH + timedelta(seconds=bucket)), name, n)],
             )
 
 
@@ -215,28 +231,89 @@ def _esc(value: str) -> str:
     return value
 
 
+def _esc_json(value: bytes) -> str:
+    # JSON text holds no raw tab, newline or carriage return (they are written \t, \n, \r):
+    # only its backslashes need escaping.
+    text = value.decode()
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+_encode = msgspec.json.Encoder().encode
+_EMPTY = b"{}"
+
+
 def event_lines(events: list[CleanEvent]) -> Iterator[str]:
     """The rows of the events table in COPY's text format, for EVENT_COLUMNS.
 
     Written by hand rather than by psycopg's write_row(): the values are strings, UUIDs and
-    datetimes of known shape, and a join costs half as much per event.
+    datetimes of known shape, and a join costs half as much per event. The JSON of an event
+    that came by the fast path (schema.decode_clean) is the text written there.
     """
-    dumps = jsoncodec.dumps
+    dumps = _json_bytes
+    received, received_text = None, ""
     for e in events:
+        if e.received is not received:
+            received, received_text = e.received, e.received.isoformat()
+        if e.json is not None:
+            resource, items, payload = e.json
+            related = b"[" + b",".join(items) + b"]"
+        else:
+            resource, related, payload = dumps(e.resource), dumps(e.related), dumps(e.payload)
         yield (
-            f"{e.id}\t{e.occurred.isoformat()}\t{e.received.isoformat()}\t{_esc(e.event)}\t{_esc(e.resource_id)}\t"
-            f"{_esc(dumps(e.resource))}\t{_esc(dumps(e.related))}\t{_esc(dumps(e.payload))}\t"
-            f"{e.follows or COPY_NULL}\t{words_sql(e.words, 'postgresql')}\n"
+            f"{e.id}\t{e.occurred.isoformat()}\t{received_text}\t{_esc(e.event)}\t{_esc(e.resource_id)}\t"
+            f"{_esc_json(resource)}\t{_esc_json(related)}\t{_esc_json(payload)}\t"
+            f"{e.follows or COPY_NULL}\t{e.words_text}\n"
         )
 
 
+# A related resource's row as COPY text (after the event's id, time and name), with its id and
+# role, by the resource's JSON (CleanEvent.json): the same few resources come with event after
+# event. Emptied when full.
+_related_rows: dict[bytes, tuple[tuple[str, str], str]] = {}
+RELATED_ROWS_KEPT = 4096
+
+
+def _related_row(labels: dict[str, str]) -> tuple[tuple[str, str], str]:
+    """((id, role), the row's text after the event's columns)."""
+    rid, role = labels[RESOURCE_ID], labels[RESOURCE_ROLE]
+    # Most related resources (tags) carry nothing but their id and role.
+    rest = _json_bytes({k: v for k, v in labels.items() if k != RESOURCE_ID and k != RESOURCE_ROLE}) if len(labels) > 2 else _EMPTY
+    return (rid, role), f"{_esc(rid)}\t{_esc(role)}\t{_esc_json(rest)}\n"
+
+
 def resource_lines(events: list[CleanEvent]) -> Iterator[str]:
-    """The rows of the resources table in COPY's text format, for RESOURCE_COLUMNS."""
-    dumps = jsoncodec.dumps
+    """The rows of the resources table in COPY's text format, for RESOURCE_COLUMNS: those of
+    resource_rows(), written out."""
+    dumps = _json_bytes
+    cache = _related_rows
     for e in events:
         head = f"{e.id}\t{e.occurred.isoformat()}\t{_esc(e.event)}\t"
-        for rid, role, labels in resource_rows(e.resource, e.related):
-            yield f"{head}{_esc(rid)}\t{_esc(role)}\t{_esc(dumps(labels))}\n"
+        rid = e.resource_id
+        rest = dumps({k: v for k, v in e.resource.items() if k != RESOURCE_ID}) if len(e.resource) > 1 else _EMPTY
+        yield f"{head}{_esc(rid)}\t\t{_esc_json(rest)}\n"
+        items = e.json[1] if e.json is not None else None
+        # Each (id, role) once.
+        seen = {(rid, "")}
+        for i, labels in enumerate(e.related):
+            if items is None:
+                key, row = _related_row(labels)
+            else:
+                found = cache.get(items[i])
+                if found is None:
+                    if len(cache) >= RELATED_ROWS_KEPT:
+                        cache.clear()
+                    found = cache[items[i]] = _related_row(labels)
+                key, row = found
+            if key not in seen:
+                seen.add(key)
+                yield head + row
+
+
+def _json_bytes(value) -> bytes:
+    try:
+        return _encode(value)
+    except (UnicodeEncodeError, TypeError):
+        return jsoncodec.dumps(value).encode()
 
 
 def copy_text(events: list[CleanEvent]) -> tuple[str, str]:
