@@ -116,3 +116,24 @@ def test_it_finds_an_event_by_id_whichever_partition_holds_it(owner_client):
     r = owner_client.get(f"/events/{old['id']}/")
     assert r.status_code == 200 and old["id"] in r.content.decode()
     assert owner_client.get(f"/events/{uuid.uuid4()}/").status_code == 404
+
+
+def test_it_drops_days_by_detaching_first_and_finishes_what_a_dead_process_left_detached():
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    store(make_event(occurred=old), make_event(occurred=old - timedelta(days=1)))
+    days = [partitions.day_of(old), partitions.day_of(old - timedelta(days=1))]
+    # A pruner that died between its two transactions: one day detached and renamed, not dropped.
+    left = partitions.partition_name("events_event", days[1])
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE events_event DETACH PARTITION "{left}"')
+        cursor.execute(f'ALTER TABLE "{left}" RENAME TO "{left}{partitions.GONE}"')
+    gone, removed = partitions.drop(days[:1])
+    assert gone >= 0 and removed >= 0
+    for table, _, _ in partitions.TABLES:
+        assert partitions.partition_name(table, days[0]) not in partitions_of(table)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE %s", ["%" + partitions.GONE])
+        assert cursor.fetchall() == []
+    assert Event.objects.filter(occurred__lt=old + timedelta(days=1)).count() == 0
+    # The days can be written again: they are created anew, nothing named like them is in the way.
+    assert store(make_event(occurred=old), make_event(occurred=old - timedelta(days=1))).new == 2

@@ -149,17 +149,55 @@ def ensure_ahead(now: datetime, days: int | None = None) -> list[date]:
     return ensure(today + timedelta(days=i) for i in range(ahead + 1))
 
 
-def drop(days: list[date]) -> None:
+# A day's partitions are renamed with this suffix when they are detached, and dropped after.
+GONE = "_gone"
+
+
+def drop(days: list[date]) -> tuple[float, float]:
     """Remove whole days of events, resource rows and counts: no row is deleted, nothing to
-    vacuum. One statement for all of them: PostgreSQL then scans its buffer cache once for every
-    table dropped, and commits once."""
-    if not days:
-        return
-    names = ", ".join(f'"{partition_name(table, day)}"' for day in days for table, _, _ in TABLES)
+    vacuum. Returns the seconds until the days were gone (and the tables unlocked), and the
+    seconds their files then took to remove.
+
+    Two transactions. The first detaches the days' partitions and renames them: a catalogue
+    change, committed at once, after which no query sees the days. Dropping a partition locks
+    its parent table (ACCESS EXCLUSIVE) until the commit, and the commit of a DROP removes the
+    files: for 23 days of 2,000,000 events the kernel spent seconds freeing 3 GB of cached
+    pages while every insert and query waited. The second drops the detached tables, which no
+    other statement touches. Tables a process left detached when it died are dropped the next
+    time (they carry GONE, so a day's partition is never mistaken for one).
+    """
+    import time
+
+    started = time.perf_counter()
+    names = {partition_name(table, day): table for day in days for table, _, _ in TABLES}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
-        cursor.execute(f"DROP TABLE IF EXISTS {names}")
+        for table, _, _ in TABLES:
+            attached = set(_partitions_of(cursor, table))
+            for name in sorted(n for n, t in names.items() if t == table and n in attached):
+                cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{name}"')
+                cursor.execute(f'ALTER TABLE "{name}" RENAME TO "{name}{GONE}"')
     forget(days)
+    detached = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = current_schema()::regnamespace "
+            "AND relname LIKE ANY(%s)",
+            [[f"{table}\\_p%{GONE}" for table, _, _ in TABLES]],
+        )
+        gone = [row[0] for row in cursor.fetchall()]
+        if gone:
+            cursor.execute("DROP TABLE IF EXISTS " + ", ".join(f'"{name}"' for name in gone))
+    return detached - started, time.perf_counter() - detached
+
+
+def _partitions_of(cursor, parent: str) -> list[str]:
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+        [parent],
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 def keep_only(day: date, names: list[str]) -> None:
@@ -257,9 +295,4 @@ def partition_existing(schema_editor, models_: list, ahead: int = 3) -> None:
 
 
 def existing_days_in(cursor, parent: str) -> set[date]:
-    cursor.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
-        [parent],
-    )
-    return {d for (name,) in cursor.fetchall() if (d := _parse_day(name)) is not None}
+    return {d for name in _partitions_of(cursor, parent) if (d := _parse_day(name)) is not None}

@@ -272,9 +272,13 @@ def _delete_in_batches(day: date, names: list[str] | None) -> int:
             removed += gone._raw_delete(gone.db)
 
 
-def apply(plans: list[DayPlan]) -> None:
-    """Carry out the plans: every dropped day in one statement, then each rewrite and delete."""
-    partitions.drop([p.day for p in plans if p.action == "drop"])
+def apply(plans: list[DayPlan], say=None) -> None:
+    """Carry out the plans: every dropped day at once, then each rewrite and delete."""
+    dropped = [p.day for p in plans if p.action == "drop"]
+    if dropped:
+        gone, removed = partitions.drop(dropped)
+        if say:
+            say(f"dropped {len(dropped)} day(s): gone from every query in {gone:.2f} s, their files removed in {removed:.2f} s more")
     for p in plans:
         if p.action == "rewrite":
             # The day's counts are rewritten with its events: only the kept names' remain.
@@ -303,7 +307,7 @@ def prune(now: datetime | None = None, *, dry_run: bool = False, out=None) -> li
         for p in plans:
             say(("would " if dry_run else "") + p.describe())
         if not dry_run:
-            apply(plans)
+            apply(plans, say)
         if partitions.enabled() and not dry_run:
             partitions.ensure_ahead(now)
         return plans
