@@ -10,6 +10,7 @@ urlpatterns = [
     path("events/", views.feed, name="feed"),
     path("events/names", views.feed_names, name="feed-names"),
     path("events/histogram", views.feed_histogram, name="feed-histogram"),
+    path("events/facets", views.feed_facets, name="feed-facets"),
     path("events/export", views.feed_export, name="feed-export"),
     path("events/<str:event_id>/", views.event_detail, name="event-detail"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),

@@ -66,6 +66,7 @@ def resource_conditions(draw):
         else (
             LabelCondition(draw(st.sampled_from(KEYS)), (draw(st.sampled_from(["v", "V", "v*", "V*", "!v", "?"])),)),
         ),
+        negate=draw(st.booleans()),
     )
 
 
@@ -124,7 +125,8 @@ def test_it_pages_through_every_match_exactly_once(batch, f, size):
         transaction.set_rollback(True)
 
 
-term_values = st.sampled_from(IDS + ["r.*", "flow:r.1", "tag:*", "k=v", "k=v*", "flow:k=!v", "prefect.resource.name=w.x"])
+term_values = st.sampled_from(IDS + ["r.*", "flow:r.1", "tag:*", "k=v", "k=v*", "flow:k=!v", "prefect.resource.name=w.x",
+                                     "!r.1", "!tag:*", "!flow:r.*", "!k=v", "!r.*"])
 
 
 @st.composite

@@ -12,12 +12,14 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from django.db import connection
 
 from eventfeed.events import partitions
-from eventfeed.events.models import Event, EventResource, resource_rows, words_sql
+from eventfeed.events.ingest import EPOCH, rollup_counts
+from eventfeed.events.models import Event, EventCount, EventResource, resource_rows, words_sql
 from eventfeed.events.schema import search_words
 
 STATES = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Cancelled", "Retrying", "Late",
@@ -121,7 +123,10 @@ def generate(n: int, days: float, seed: int, until: datetime):
 
 
 def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
-    """Replace the stored events with n synthetic ones: indexes dropped, COPY, indexes rebuilt."""
+    """Replace the stored events with n synthetic ones: indexes dropped, COPY, indexes rebuilt,
+    and the per-minute/quarter-hour/hour counts (EventCount) that ingest would have kept, so
+    that what reads the rollups (histograms, the names picker, facets, totals) is measured as it
+    runs in production rather than on an empty rollup."""
     until = datetime.now(timezone.utc)
     models = (Event, EventResource)
     with connection.schema_editor() as editor:
@@ -129,7 +134,7 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
             for index in model._meta.indexes:
                 editor.remove_index(model, index)
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {Event._meta.db_table}, {EventResource._meta.db_table}")
+        cursor.execute(f"TRUNCATE {Event._meta.db_table}, {EventResource._meta.db_table}, {EventCount._meta.db_table}")
     first = partitions.day_of(until - timedelta(days=days))
     partitions.ensure(first + timedelta(days=i) for i in range((partitions.day_of(until) - first).days + 1))
     raw = connection.connection
@@ -139,8 +144,10 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
     batch = 100_000
     done = 0
     rows = generate(n, days, seed, until)
+    occurred_names: Counter = Counter()
     while done < n:
         chunk = [next(rows) for _ in range(min(batch, n - done))]
+        occurred_names.update((event_row[1].replace(second=0, microsecond=0), event_row[3]) for event_row, _ in chunk)
         with raw.cursor() as cursor:
             with cursor.copy(f"COPY {Event._meta.db_table} ({event_cols}) FROM STDIN") as copy:
                 for event_row, _ in chunk:
@@ -152,6 +159,13 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
         raw.commit()
         done += len(chunk)
         log(f"  loaded {done:,} events ({done / (time.monotonic() - started):,.0f}/s)")
+    counts = rollup_counts(occurred_names)
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY {EventCount._meta.db_table} (width, bucket, event, count) FROM STDIN") as copy:
+            for (width, bucket, name), count in counts.items():
+                copy.write_row((width, EPOCH + timedelta(seconds=bucket), name, count))
+    raw.commit()
+    log(f"  counted {len(counts):,} rollup rows (EventCount)")
     log("  building indexes…")
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
@@ -165,4 +179,5 @@ def load(n: int, days: float = 30, seed: int = 1, log=print) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {Event._meta.db_table}")
         cursor.execute(f"VACUUM ANALYZE {EventResource._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {EventCount._meta.db_table}")
     log(f"  loaded and indexed in {time.monotonic() - started:.0f} s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Iterable
 
@@ -181,8 +182,12 @@ def parse_resource_term(term: str, scope: str) -> ResourceCondition:
     `prefect.flow-run.abc` exact id; `prefect.flow-run.*` id prefix; `key=value` a label
     (value may use `*`, `?` and a leading `!`); on `related`, a leading `role:` restricts the
     role (`flow:prefect.flow.1`, `tag:*`, `work-pool:prefect.work-pool.type=kubernetes`).
+    A leading `!` before all of that excludes: no resource there matches the rest
+    (`!tag:prefect.tag.prod`, `!prefect.state-name=Failed`).
     """
     term = term.strip()
+    if term.startswith("!") and len(term) > 1:
+        return replace(parse_resource_term(term[1:], scope), negate=True)
     roles: tuple[str, ...] = ()
     if scope == "related":
         m = ROLE_PREFIX.match(term)

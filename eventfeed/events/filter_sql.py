@@ -39,7 +39,7 @@ class FilterSQL:
         if vendor != "postgresql" or self.distinct:
             return None
         for condition in self.resources:
-            if condition.scope != "resource" and condition.ids:
+            if condition.scope != "resource" and condition.ids and not condition.negate:
                 return condition
         return None
 
@@ -65,22 +65,10 @@ class FilterSQL:
             cond &= Q(**{f"{occurred}__gte": self.since})
         if self.until is not None:
             cond &= Q(**{f"{occurred}__lte": self.until})
-        if self.ids:
-            cond &= Q(id__in=self.ids)
         # Exclusions stay on the events table: negated across the join they would become
         # subqueries.
         cond &= self.names_q(vendor, include=name, exclude="event")
-        for condition in self.resources:
-            if condition is driver and not condition.labels:
-                continue
-            if condition.scope == "resource":
-                # The primary resource is on the events row itself: no join, and the planner
-                # can choose between the newest-first scan and the resource_id index.
-                cond &= _primary_q(condition, vendor)
-                continue
-            cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
-        if self.text:
-            cond &= text_q(self.text_query, "words", vendor)
+        cond &= self._row_conditions(vendor, driver)
         if after is not None:
             t, last = after
             if self.order == "ASC":
@@ -95,6 +83,33 @@ class FilterSQL:
         if self.order == "ASC":
             return qs.order_by(occurred, pk)
         return qs.order_by(f"-{occurred}", f"-{pk}")
+
+    def _row_conditions(self, vendor: str, driver: ResourceCondition | None = None) -> Q:
+        """Ids, resource conditions and text as conditions on one events row; the `driver`'s
+        exact ids are left to the join that drives the query."""
+        cond = Q(id__in=self.ids) if self.ids else Q()
+        for condition in self.resources:
+            if condition is driver and not condition.labels:
+                continue
+            if condition.negate:
+                # NOT EXISTS, never a negated comparison: a missing label would make that NULL.
+                cond &= ~Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
+                continue
+            if condition.scope == "resource":
+                # The primary resource is on the events row itself: no join, and the planner
+                # can choose between the newest-first scan and the resource_id index.
+                cond &= _primary_q(condition, vendor)
+                continue
+            cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
+        if self.text:
+            cond &= text_q(self.text_query, "words", vendor)
+        return cond
+
+    def condition(self) -> Q:
+        """The filter but its time range, as a condition on one events row (no join, no order):
+        for testing rows another index already chose, such as a sample (queries.FilterSample)."""
+        vendor = connection.vendor
+        return self.names_q(vendor) & self._row_conditions(vendor)
 
     def names_q(self, vendor: str, include: str = "event", exclude: str = "event") -> Q:
         """The event-name part of the filter on the given fields (the event counts use it too)."""

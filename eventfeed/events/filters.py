@@ -94,6 +94,9 @@ class ResourceCondition:
     roles: tuple[str, ...] = ()
     pairs: tuple[tuple[str, str], ...] = ()  # Prefect's resources_in_roles: (id, role) ORed
     labels: tuple[LabelCondition, ...] = ()
+    # An exclusion: no resource of the event in `scope` satisfies the parts (the query string's
+    # leading `!`, what a facet's "exclude" adds). Prefect's JSON has no such condition.
+    negate: bool = False
 
     @cached_property
     def matches_resource(self) -> Callable[[dict, str], bool]:
@@ -172,20 +175,18 @@ class EventFilter(FilterSQL):
         is parsed: each condition holds for the primary resource or for some related one. A
         related resource repeated with the same id and role counts with its first labels only,
         as ingest stores it once (models.resource_rows)."""
-        checks = tuple((c.scope != "related", c.scope != "resource", c.matches_resource) for c in self.resources)
+        checks = tuple((c.scope != "related", c.scope != "resource", c.matches_resource, c.negate) for c in self.resources)
 
         def first_of_its_kind(related: list, i: int) -> bool:
             key = (related[i][RESOURCE_ID], related[i][RESOURCE_ROLE])
             return all((r[RESOURCE_ID], r[RESOURCE_ROLE]) != key for r in related[:i])
 
         def matches(resource: dict, related: list) -> bool:
-            for primary, in_related, check in checks:
-                if primary and check(resource, ""):
-                    continue
-                if in_related and any(check(r, r[RESOURCE_ROLE]) and first_of_its_kind(related, i)
-                                      for i, r in enumerate(related)):
-                    continue
-                return False
+            for primary, in_related, check, negate in checks:
+                found = (primary and check(resource, "")) or (in_related and any(
+                    check(r, r[RESOURCE_ROLE]) and first_of_its_kind(related, i) for i, r in enumerate(related)))
+                if found == negate:
+                    return False
             return True
 
         return matches

@@ -83,7 +83,7 @@ class FeedFilterSet(django_filters.FilterSet):
         return EventFilter(
             since=since,
             until=until,
-            resources=tuple(c for c in conditions if not c.is_empty or c.scope == "related"),
+            resources=tuple(c for c in conditions if not c.is_empty or c.scope == "related" or c.negate),
             text=data.get("q") or "",
             order="ASC" if data.get("after") else "DESC",
             **parse_event_terms(data.get("event") or []),

@@ -98,6 +98,20 @@ EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 MINUTE = timedelta(minutes=1)
 
 
+def rollup_counts(occurred_names: Counter) -> Counter:
+    """(occurred, event name) → n, as the EventCount rows they add to: (width, bucket start in
+    seconds since the epoch, name) → n."""
+    per_minute: Counter = Counter()
+    for (occurred, name), n in occurred_names.items():
+        per_minute[((occurred - EPOCH) // MINUTE, name)] += n
+    counts: Counter = Counter()
+    for (minute, name), n in per_minute.items():
+        seconds = minute * 60
+        for width in ROLLUP_WIDTHS:
+            counts[(width, seconds - seconds % width, name)] += n
+    return counts
+
+
 def add_counts(events: list[CleanEvent]) -> None:
     """Add the events to the per-minute and per-hour counts (EventCount), in sorted key order so
     that concurrent batches lock the same rows in the same order.
@@ -105,12 +119,7 @@ def add_counts(events: list[CleanEvent]) -> None:
     Buckets are counted as whole seconds since the epoch (timedelta arithmetic is exact, where a
     float timestamp can round a last microsecond into the next minute); a datetime is made only
     per bucket, and on PostgreSQL not at all."""
-    per_minute = Counter(((e.occurred - EPOCH) // MINUTE, e.event) for e in events)
-    counts: Counter = Counter()
-    for (minute, name), n in per_minute.items():
-        seconds = minute * 60
-        for width in ROLLUP_WIDTHS:
-            counts[(width, seconds - seconds % width, name)] += n
+    counts = rollup_counts(Counter((e.occurred, e.event) for e in events))
     table = EventCount._meta.db_table
     rows = sorted(counts.items())
     upsert = f" ON CONFLICT (width, bucket, event) DO UPDATE SET count = {table}.count + excluded.count"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection
-from django.db.models import Count, F, FloatField, Func, Max, Min, Q, Sum
+from django.db.models import Case, Count, F, FloatField, Func, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
@@ -200,11 +200,107 @@ def histogram_bucket_seconds(since: datetime, until: datetime) -> int:
     return math.ceil(span / HISTOGRAM_MAX_BARS / 86400) * 86400
 
 
-def histogram(f: EventFilter) -> tuple[int, list[Bucket]]:
+def histogram(f: EventFilter) -> tuple[int, list[Bucket], bool]:
     """The bucket size and zero-filled counts over the filter's (bounded) time range, each
-    bucket with its counts by event name."""
+    bucket with its counts by event name, and whether they are estimated.
+
+    Exact when the counts serve the filter (time and names) or an index finds its few events;
+    otherwise estimated from a bounded sample (FilterSample), so that a filter matching a
+    million events is not counted one by one."""
     seconds = histogram_bucket_seconds(f.since, f.until)
-    return seconds, count_by_time(f, seconds, by_name=True)
+    if f.names_only or few_matches(f):
+        return seconds, count_by_time(f, seconds, by_name=True), False
+    sample = FilterSample.draw(f, SAMPLE_PER_BUCKET, ("event",))
+    buckets = sample.estimated_buckets()
+    return seconds, buckets, not sample.exact
+
+
+# -- bounded counts for filters the rollups cannot serve -------------------------------------------
+
+# Above this many matching events a filter is estimated, not counted; under it, and when an index
+# finds its events (exact resource ids), counting them is cheap.
+EXACT_CAP = 2_000
+# Events examined per histogram bucket (at most HISTOGRAM_MAX_BARS buckets) for an estimate.
+SAMPLE_PER_BUCKET = 30
+
+
+def indexed(f: EventFilter) -> bool:
+    """Whether an index reaches the filter's events without reading the others: event ids, or
+    exact resource ids (the resources index, or the primary resource's)."""
+    return bool(f.ids) or any(c.ids and not c.negate for c in f.resources)
+
+
+def few_matches(f: EventFilter) -> bool:
+    """The filter matches at most EXACT_CAP events and an index finds them: count them exactly."""
+    return indexed(f) and capped_count(f, EXACT_CAP + 1) <= EXACT_CAP
+
+
+@dataclass
+class FilterSample:
+    """Events of a filter's range drawn to estimate what counting every match would say.
+
+    The range is cut into the histogram's buckets. The filter's event-name part alone is counted
+    exactly per bucket from EventCount (`population`); in each bucket the newest `per_bucket`
+    events of that part are read (the whole bucket when it holds fewer), in one statement of
+    index range scans, and the rest of the filter is tested on each. A match stands for
+    population / read events of its bucket: a ratio estimate per bucket, so busy and quiet
+    hours weigh what they should, and bursts inside a bucket cannot hide it. Every bucket read
+    whole: exact.
+    """
+
+    f: EventFilter
+    seconds: int
+    population: list[Bucket]
+    seen: Counter
+    # (bucket index, *fields) of the sampled events that match the whole filter.
+    rows: list[tuple]
+    exact: bool
+
+    @classmethod
+    def draw(cls, f: EventFilter, per_bucket: int, fields: tuple = ()) -> "FilterSample":
+        seconds = histogram_bucket_seconds(f.since, f.until)
+        population = count_by_time(replace(f, resources=(), ids=(), text="", distinct=False), seconds)
+        vendor = connection.vendor
+        names, rest = f.names_q(vendor), f.condition()
+        end_of_range = f.until + timedelta(microseconds=1)
+        parts, exact = [], True
+        for i, b in enumerate(population):
+            if not b.count:
+                continue
+            exact &= b.count <= per_bucket
+            lo, hi = max(b.start, f.since), min(b.end, end_of_range)
+            parts.append(
+                Event.objects.filter(names, occurred__gte=lo, occurred__lt=hi)
+                .annotate(_bucket=Value(i), _match=Case(When(rest, then=Value(True)), default=Value(False)) if rest else Value(True))
+                .order_by("-occurred", "-id")
+                .values_list("_bucket", "_match", *fields)[:per_bucket]
+            )
+        if not parts:
+            rows = []
+        elif connection.features.supports_slicing_ordering_in_compound:
+            rows = list(parts[0].union(*parts[1:], all=True))
+        else:
+            # SQLite cannot LIMIT the parts of a UNION: one query per bucket (laptop scale).
+            rows = [row for part in parts for row in part]
+        seen = Counter(row[0] for row in rows)
+        matched = [(row[0], *row[2:]) for row in rows if row[1]]
+        return cls(f, seconds, population, seen, matched, exact)
+
+    def weight(self, index: int) -> float:
+        """How many events of its bucket one sampled event stands for."""
+        read = self.seen.get(index, 0)
+        return self.population[index].count / read if read else 0.0
+
+    def estimated_buckets(self) -> list[Bucket]:
+        """The population's buckets with estimated counts of the whole filter, and by name."""
+        matched: dict[int, Counter] = {}
+        for index, name, *_ in self.rows:
+            matched.setdefault(index, Counter())[name] += 1
+        out = []
+        for i, b in enumerate(self.population):
+            names = Counter({name: round(n * self.weight(i)) for name, n in matched.get(i, Counter()).items()})
+            out.append(replace(b, names=names, count=sum(names.values())))
+        return out
 
 
 def name_counts(f: EventFilter) -> list[tuple[str, int]]:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from eventfeed import audit
 from eventfeed.dbrouter import primary_reads, reading_replica, reads_from_replica, replica_lag_seconds
 
-from . import export, queries, retention, storage
+from . import export, facets, queries, retention, storage
 from .retention import Policy
 from .filter_parsers import RANGES
 from .filtersets import FeedFilterSet
@@ -194,18 +194,33 @@ def feed_histogram(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
     f = _bounded_filter(form)
-    seconds, buckets = queries.histogram(f)
+    seconds, buckets, estimated = queries.histogram(f)
     return JsonResponse({
         "since": iso(f.since),
         "until": iso(f.until),
         "bucket_seconds": seconds,
-        # Every event of the range under the filter is in one bucket: the total is exact.
+        # Every event of the range under the filter is in one bucket: the total is exact unless
+        # the buckets were estimated from a sample (a filter the counts cannot serve, with many
+        # matches).
         "total": sum(b.count for b in buckets),
+        "estimated": estimated,
         "buckets": [
             {"start": iso(b.start), "end": iso(b.end), "count": b.count, "severity": severity_counts(b.names)}
             for b in buckets
         ],
     })
+
+
+@require_GET
+@login_required
+@reads_from_replica
+def feed_facets(request: HttpRequest) -> HttpResponse:
+    """The facets beside the feed (a partial the page loads after its first paint): what the
+    events of the filter and range are made of, with counts, each value to include or exclude."""
+    form = FeedFilterSet(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    return render(request, "events/_facets.html", {"result": facets.facets(_bounded_filter(form))})
 
 
 def severity_counts(names) -> dict[str, int]:

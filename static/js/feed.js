@@ -7,6 +7,7 @@ import { startNavigation, onSwap } from "./lib/navigation.js";
 import { setUpFilterBar, startFilterBar } from "./lib/filterbar.js";
 import { setUpLoadOlder } from "./lib/rows.js";
 import { histogram } from "./lib/histogram.js";
+import { facets } from "./lib/facets.js";
 import { live } from "./lib/live.js";
 
 /** Attach to the page's content: on load, and after every in-place filter change. */
@@ -14,6 +15,7 @@ function setUp() {
   setUpFilterBar();
   setUpLoadOlder();
   histogram.load();
+  facets.load();
 }
 
 setUp();

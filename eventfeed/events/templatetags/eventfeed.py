@@ -156,11 +156,43 @@ def active_filters(query) -> list[dict]:
             label = PARAM_LABELS[key]
             shown = value.strip()
             negated = False
-            if key == "event" and shown.startswith("!"):
+            if key != "q" and shown.startswith("!") and len(shown) > 1:
                 negated, shown = True, shown[1:]
             pills.append({"key": key, "label": label, "value": shown, "negated": negated,
                           "remove": _feed_query(query, remove=(key, value))})
     return pills
+
+
+@register.simple_tag
+def facet_link(query, key: str, term: str, only: bool = False) -> dict:
+    """A facet value's include or exclude link: the feed with `term` added to `key` (and its
+    opposite, `!term` or `term`, taken away; with `only`, every other positive term of `key`
+    too), or without it when it is already there."""
+    opposite = term[1:] if term.startswith("!") else f"!{term}"
+    values = query.getlist(key)
+    on = term in values
+    kept = [v for v in values if v not in (term, opposite) and not (only and not v.startswith("!"))]
+    out = query.copy()
+    out.setlist(key, kept + ([] if on else [term]))
+    return {"url": _feed_query(out), "on": on}
+
+
+@register.filter
+def count(n: int) -> str:
+    """An exact count: 1,234."""
+    return f"{n:,}"
+
+
+@register.filter
+def approx(n: int) -> str:
+    """An estimated count, to two significant figures: 980, 1.2k, 45k, 1.2M."""
+    if n < 1000:
+        return f"{round(n, -1) if n >= 100 else n:,}"
+    for size, unit in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            value = n / size
+            return (f"{value:.1f}".removesuffix(".0") if value < 10 else f"{round(value):,}") + unit
+    return str(n)
 
 
 @register.simple_tag

@@ -41,6 +41,13 @@ function scale() {
   }
 }
 
+/** n to two significant figures (1,234,567 → 1,200,000). */
+function roughly(n) {
+  if (n < 100) return n;
+  const unit = 10 ** (Math.floor(Math.log10(n)) - 1);
+  return Math.round(n / unit) * unit;
+}
+
 function describe(bucket) {
   const { bad, warn } = bucket.severity;
   const extra = [bad && `${number.format(bad)} failed`, warn && `${number.format(warn)} warning`].filter(Boolean).join(", ");
@@ -100,7 +107,16 @@ export const histogram = {
 
   showTotal() {
     const total = $("[data-total]");
-    if (total && this.data) total.textContent = `${plural(this.data.total, "event")} in this range`;
+    if (!total || !this.data) return;
+    // An estimate (a filter the counts cannot serve, with many matches) says so, to two figures.
+    if (this.data.estimated) {
+      total.textContent = `about ${plural(roughly(this.data.total), "event")} in this range (estimated)`;
+      total.title = "Estimated from a sample of the range: counting every match would take seconds";
+    } else {
+      total.textContent = `${plural(this.data.total, "event")} in this range`;
+      total.removeAttribute("title");
+    }
+    total.dataset.estimated = String(Boolean(this.data.estimated));
   },
 
   /** A live row arrived: count it, sliding a preset range forward; one redraw per frame. */
