@@ -22,7 +22,7 @@ from django.db.models.functions import Cast
 from . import jsoncodec
 from .filter_parsers import ROLE_PREFIX
 from .filters import EventFilter
-from .queries import EXACT_CAP, HISTOGRAM_MAX_BARS, FilterSample, few_matches, histogram_bucket_seconds, name_counts
+from .queries import EXACT_CAP, HISTOGRAM_MAX_BARS, FilterSample, histogram_bucket_seconds, name_counts
 from .schema import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 
 STATE_LABEL = "prefect.state-name"
@@ -79,8 +79,12 @@ def facets(f: EventFilter) -> Facets:
     if f.names_only:
         names = Counter(dict(name_counts(f)))
         total = sum(names.values())
-    if (total is not None and total <= EXACT_CAP) or few_matches(f):
-        rows = _all_rows(f)
+    rows = None
+    if total is not None and total <= EXACT_CAP:
+        rows = [(0, *values) for values in f.count_queryset().values_list(*ROW_FIELDS)]
+    elif total is None and (found := f.few_matches(EXACT_CAP, ROW_FIELDS)) is not None:
+        rows = [(0, *values) for values in found]
+    if rows is not None:
         tally = _tally(rows, lambda index: 1.0)
         return _facets(f, tally, names, total if total is not None else len(rows), sampled=False, read=0)
     buckets = math.ceil((f.until - f.since).total_seconds() / histogram_bucket_seconds(f.since, f.until))
@@ -90,16 +94,6 @@ def facets(f: EventFilter) -> Facets:
     if total is None:
         total = sum(b.count for b in sample.estimated_buckets())
     return _facets(f, tally, names, total, sampled=not sample.exact, read=sum(sample.seen.values()), exact_total=f.names_only)
-
-
-def _all_rows(f: EventFilter) -> list[tuple]:
-    """Every matching event as a sampled row of weight 1 (a resource join can repeat one)."""
-    seen, rows = set(), []
-    for event_id, *values in f.count_queryset().values_list("id", *ROW_FIELDS):
-        if event_id not in seen:
-            seen.add(event_id)
-            rows.append((0, *values))
-    return rows
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Iterable
 
 from django.db import connection
@@ -84,32 +84,65 @@ class FilterSQL:
             return qs.order_by(occurred, pk)
         return qs.order_by(f"-{occurred}", f"-{pk}")
 
-    def _row_conditions(self, vendor: str, driver: ResourceCondition | None = None) -> Q:
+    def _row_conditions(self, vendor: str, driver: ResourceCondition | None = None, within=None) -> Q:
         """Ids, resource conditions and text as conditions on one events row; the `driver`'s
-        exact ids are left to the join that drives the query."""
+        exact ids are left to the join that drives the query. `within` (start, end): the rows'
+        times, known to lie there."""
         cond = Q(id__in=self.ids) if self.ids else Q()
         for condition in self.resources:
             if condition is driver and not condition.labels:
                 continue
             if condition.negate:
                 # NOT EXISTS, never a negated comparison: a missing label would make that NULL.
-                cond &= ~Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
+                cond &= ~Q(Exists(_resources_of_the_event(condition, vendor, within)))
                 continue
             if condition.scope == "resource":
                 # The primary resource is on the events row itself: no join, and the planner
                 # can choose between the newest-first scan and the resource_id index.
                 cond &= _primary_q(condition, vendor)
                 continue
-            cond &= Q(Exists(EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"))))
+            cond &= Q(Exists(_resources_of_the_event(condition, vendor, within)))
         if self.text:
             cond &= text_q(self.text_query, "words", vendor)
         return cond
 
-    def condition(self) -> Q:
+    def condition(self, within: tuple[datetime, datetime] | None = None) -> Q:
         """The filter but its time range, as a condition on one events row (no join, no order):
-        for testing rows another index already chose, such as a sample (queries.FilterSample)."""
+        for testing rows another index already chose, such as a sample (queries.FilterSample),
+        whose times lie `within` [start, end) when given."""
         vendor = connection.vendor
-        return self.names_q(vendor) & self._row_conditions(vendor)
+        return self.names_q(vendor) & self._row_conditions(vendor, within=within)
+
+    def few_matches(self, limit: int, fields: tuple = ()) -> list[tuple] | None:
+        """Every matching event as a row of `fields`, when the resources index finds at most
+        `limit` candidates (a condition with exact ids); None when it finds more or cannot.
+
+        The candidates come from the resource rows alone (newest first, the index's order),
+        then the events are read day by day with the whole filter: joined on the id alone, each
+        would be looked for in every day's partition (two thousand cost a second at 30 days)."""
+        vendor = connection.vendor
+        driver = next((c for c in self.resources if (c.ids or c.pairs) and not c.negate), None)
+        if driver is None or self.since is None or self.until is None:
+            return None
+        keys = list(
+            EventResource.objects.filter(_row_q(driver, vendor, ""), occurred__gte=self.since, occurred__lte=self.until)
+            .filter(self.names_q(vendor, include="event_name", exclude="event_name"))
+            .order_by("-occurred").values_list("event_id", "occurred")[: limit + 1]
+        )
+        if len(set(keys)) > limit:
+            return None
+        by_day: dict = {}
+        for event_id, occurred in keys:
+            by_day.setdefault(occurred.date(), set()).add(event_id)
+        parts = []
+        for day, ids in sorted(by_day.items()):
+            times = [t for e, t in keys if t.date() == day]
+            lo, hi = min(times), max(times) + timedelta(microseconds=1)
+            parts.append(Event.objects.filter(occurred__gte=lo, occurred__lt=hi, id__in=ids)
+                         .filter(self.condition(within=(lo, hi))).values_list(*fields))
+        if not parts:
+            return []
+        return list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
 
     def names_q(self, vendor: str, include: str = "event", exclude: str = "event") -> Q:
         """The event-name part of the filter on the given fields (the event counts use it too)."""
@@ -148,6 +181,17 @@ class FilterSQL:
     def count_queryset(self):
         """Matching events for aggregation (histograms, count-by): no order, no cursor."""
         return self.queryset().order_by()
+
+
+def _resources_of_the_event(condition: ResourceCondition, vendor: str, within=None):
+    """The outer event's resource rows that satisfy the condition. The rows' copy of `occurred`
+    is matched too: on PostgreSQL each probe then reads one day's partition, not every day's, and
+    with `within` the planner leaves the other days out of the plan (planning a probe of 30 days'
+    partitions a hundred times cost more than running it)."""
+    rows = EventResource.objects.filter(_row_q(condition, vendor, ""), event_id=OuterRef("pk"), occurred=OuterRef("occurred"))
+    if within is not None:
+        rows = rows.filter(occurred__gte=within[0], occurred__lt=within[1])
+    return rows
 
 
 def any_q(parts: Iterable[Q]) -> Q:

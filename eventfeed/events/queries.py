@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Case, Count, F, FloatField, Func, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Floor
 
@@ -126,9 +126,14 @@ def count_by_time(f: EventFilter, seconds: float, by_name: bool = False) -> list
     """Event counts in buckets of `seconds`, aligned to PIVOT, zero-filled over the filter's
     time range (which must be bounded). Filters of time and names only read EventCount.
     `by_name` also fills each bucket's `names`."""
-    first, last = bucket_span(f.since, f.until, seconds)
     width = _rollup_width(f, seconds)
     counts = _rolled_up_counts(f, seconds, width, by_name) if width else _raw_counts(f, seconds, by_name)
+    return _zero_filled(f, seconds, counts, by_name)
+
+
+def _zero_filled(f: EventFilter, seconds: float, counts: Counter, by_name: bool) -> list[Bucket]:
+    """Buckets over the filter's range from counts by bucket index (or (index, name))."""
+    first, last = bucket_span(f.since, f.until, seconds)
     names: dict[int, Counter] = {}
     if by_name:
         for (index, name), n in counts.items():
@@ -208,8 +213,12 @@ def histogram(f: EventFilter) -> tuple[int, list[Bucket], bool]:
     otherwise estimated from a bounded sample (FilterSample), so that a filter matching a
     million events is not counted one by one."""
     seconds = histogram_bucket_seconds(f.since, f.until)
-    if f.names_only or few_matches(f):
+    if f.names_only:
         return seconds, count_by_time(f, seconds, by_name=True), False
+    rows = f.few_matches(EXACT_CAP, ("occurred", "event"))
+    if rows is not None:
+        counts = Counter((math.floor((t - PIVOT).total_seconds() / seconds), name) for t, name in rows)
+        return seconds, _zero_filled(f, seconds, counts, by_name=True), False
     sample = FilterSample.draw(f, SAMPLE_PER_BUCKET, ("event",))
     buckets = sample.estimated_buckets()
     return seconds, buckets, not sample.exact
@@ -222,17 +231,6 @@ def histogram(f: EventFilter) -> tuple[int, list[Bucket], bool]:
 EXACT_CAP = 2_000
 # Events examined per histogram bucket (at most HISTOGRAM_MAX_BARS buckets) for an estimate.
 SAMPLE_PER_BUCKET = 30
-
-
-def indexed(f: EventFilter) -> bool:
-    """Whether an index reaches the filter's events without reading the others: event ids, or
-    exact resource ids (the resources index, or the primary resource's)."""
-    return bool(f.ids) or any(c.ids and not c.negate for c in f.resources)
-
-
-def few_matches(f: EventFilter) -> bool:
-    """The filter matches at most EXACT_CAP events and an index finds them: count them exactly."""
-    return indexed(f) and capped_count(f, EXACT_CAP + 1) <= EXACT_CAP
 
 
 @dataclass
@@ -260,30 +258,28 @@ class FilterSample:
     def draw(cls, f: EventFilter, per_bucket: int, fields: tuple = ()) -> "FilterSample":
         seconds = histogram_bucket_seconds(f.since, f.until)
         population = count_by_time(replace(f, resources=(), ids=(), text="", distinct=False), seconds)
-        vendor = connection.vendor
-        names, rest = f.names_q(vendor), f.condition()
+        if sum(b.count for b in population) <= EXACT_CAP:
+            # Few events in the range: reading them all costs no more than a sample.
+            per_bucket = max(per_bucket, *(b.count for b in population))
+        names = f.names_q(connection.vendor)
         end_of_range = f.until + timedelta(microseconds=1)
-        parts, exact = [], True
-        for i, b in enumerate(population):
-            if not b.count:
-                continue
-            exact &= b.count <= per_bucket
-            lo, hi = max(b.start, f.since), min(b.end, end_of_range)
-            parts.append(
-                Event.objects.filter(names, occurred__gte=lo, occurred__lt=hi)
-                .annotate(_bucket=Value(i), _match=Case(When(rest, then=Value(True)), default=Value(False)) if rest else Value(True))
-                .order_by("-occurred", "-id")
-                .values_list("_bucket", "_match", *fields)[:per_bucket]
-            )
-        if not parts:
-            rows = []
-        elif connection.features.supports_slicing_ordering_in_compound:
-            rows = list(parts[0].union(*parts[1:], all=True))
-        else:
-            # SQLite cannot LIMIT the parts of a UNION: one query per bucket (laptop scale).
-            rows = [row for part in parts for row in part]
-        seen = Counter(row[0] for row in rows)
-        matched = [(row[0], *row[2:]) for row in rows if row[1]]
+        first, _ = bucket_span(f.since, f.until, seconds)
+
+        def part(lo: datetime, hi: datetime):
+            in_bucket = Event.objects.filter(occurred__gte=lo, occurred__lt=hi)
+            newest = in_bucket.filter(names).order_by("-occurred", "-id").values("pk")[:per_bucket]
+            rest = f.condition(within=(lo, hi))
+            # The rest of the filter is tested outside the LIMIT: inside it, PostgreSQL plans
+            # its EXISTS for every event of the bucket and hashes all of a common resource's
+            # events (a million) to answer thirty.
+            match = Case(When(rest, then=Value(True)), default=Value(False)) if rest else Value(True)
+            return in_bucket.filter(pk__in=newest).annotate(_match=match).values_list("occurred", "_match", *fields)
+
+        spans = [(max(b.start, f.since), min(b.end, end_of_range)) for b in population if b.count]
+        exact = all(b.count <= per_bucket for b in population)
+        rows = _union_of_parts(part, spans)
+        seen = Counter(_bucket_index(row[0], seconds, first) for row in rows)
+        matched = [(_bucket_index(row[0], seconds, first), *row[2:]) for row in rows if row[1]]
         return cls(f, seconds, population, seen, matched, exact)
 
     def weight(self, index: int) -> float:
@@ -301,6 +297,33 @@ class FilterSample:
             names = Counter({name: round(n * self.weight(i)) for name, n in matched.get(i, Counter()).items()})
             out.append(replace(b, names=names, count=sum(names.values())))
         return out
+
+
+def _bucket_index(occurred: datetime, seconds: int, first: int) -> int:
+    return math.floor((occurred - PIVOT).total_seconds() / seconds) - first
+
+
+def _union_of_parts(part, spans: list[tuple[datetime, datetime]]) -> list[tuple]:
+    """The rows of `part(lo, hi)` for every span, in one UNION ALL statement.
+
+    Django builds and compiles the first part only; the others are its SQL with their own
+    bounds in place of its bounds: at a hundred buckets, building each filter through the ORM
+    cost several times the query. SQLite (laptop scale) takes the plain ORM union."""
+    if not spans:
+        return []
+    if connection.vendor != "postgresql":
+        parts = [part(lo, hi) for lo, hi in spans]
+        return list(parts[0].union(*parts[1:], all=True))
+    template = part(*spans[0])
+    sql, params = template.query.sql_with_params()
+    lo0, hi0 = spans[0]
+    slots = [0 if p == lo0 else 1 if p == hi0 else None for p in params]
+    all_params: list = []
+    for span in spans:
+        all_params += [p if slot is None else span[slot] for p, slot in zip(params, slots)]
+    with connections[template.db].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join([f"({sql})"] * len(spans)), all_params)
+        return cursor.fetchall()
 
 
 def name_counts(f: EventFilter) -> list[tuple[str, int]]:
