@@ -197,8 +197,13 @@ def test_it_estimates_the_histogram_total_for_a_filter_the_counts_cannot_serve(o
     # The newest 6 of the busy quarter hour were read, 2 of them on k8s: 60 × 2/6.
     assert body["total"] == 20
     assert all(sum(b["severity"].values()) == b["count"] for b in body["buckets"])
+    # Free text with a word it needs: the word index finds its few events, exactly.
     body = owner_client.get("/events/histogram?range=24h&q=nothing-here").json()
-    assert body["estimated"] is True and body["total"] == 0
+    assert body["estimated"] is False and body["total"] == 0
+    body = owner_client.get("/events/histogram?range=24h&q=running").json()
+    assert body["estimated"] is True and body["total"] == 61  # the newest 6 of 61 all match: 61 × 6/6
+    body = owner_client.get("/events/histogram?range=24h&q=-shipped").json()
+    assert body["estimated"] is True  # no word it needs: no index finds its events
 
 
 def test_it_reads_a_bounded_number_of_events_for_an_estimate(busy_bucket, now, monkeypatch):

@@ -114,21 +114,34 @@ class FilterSQL:
         return self.names_q(vendor) & self._row_conditions(vendor, within=within)
 
     def few_matches(self, limit: int, fields: tuple = ()) -> list[tuple] | None:
-        """Every matching event as a row of `fields`, when the resources index finds at most
-        `limit` candidates (a condition with exact ids); None when it finds more or cannot.
+        """Every matching event as a row of `fields`, when an index finds at most `limit`
+        candidates (the resources index for a condition with exact ids, else the word index for
+        free text with words it needs); None when it finds more or cannot.
 
         The candidates come from the resource rows alone (newest first, the index's order),
         then the events are read day by day with the whole filter: joined on the id alone, each
         would be looked for in every day's partition (two thousand cost a second at 30 days)."""
         vendor = connection.vendor
         driver = next((c for c in self.resources if (c.ids or c.pairs) and not c.negate), None)
-        if driver is None or self.since is None or self.until is None:
+        query = self.text_query if self.text else None
+        if self.since is None or self.until is None:
             return None
-        keys = list(
-            EventResource.objects.filter(_row_q(driver, vendor, ""), occurred__gte=self.since, occurred__lte=self.until)
-            .filter(self.names_q(vendor, include="event_name", exclude="event_name"))
-            .order_by("-occurred").values_list("event_id", "occurred")[: limit + 1]
-        )
+        if driver is not None:
+            keys = list(
+                EventResource.objects.filter(_row_q(driver, vendor, ""), occurred__gte=self.since, occurred__lte=self.until)
+                .filter(self.names_q(vendor, include="event_name", exclude="event_name"))
+                .order_by("-occurred").values_list("event_id", "occurred")[: limit + 1]
+            )
+        elif query is not None and (query.any_of or query.required):
+            # Words that must be there: the word index finds their events (unordered, so that
+            # it may), and a common word stops the count at the limit.
+            keys = list(
+                Event.objects.filter(self.names_q(vendor), text_q(query, "words", vendor),
+                                     occurred__gte=self.since, occurred__lte=self.until)
+                .order_by().values_list("id", "occurred")[: limit + 1]
+            )
+        else:
+            return None
         if len(set(keys)) > limit:
             return None
         by_day: dict = {}
