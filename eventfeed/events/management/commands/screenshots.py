@@ -12,10 +12,10 @@ from eventfeed.events.demosite import chromium, demo_site, sign_in
 
 
 class Command(BaseCommand):
-    help = "Regenerate the README screenshots under docs/screenshots/ (needs the test extra and chromium)."
+    help = "Regenerate the README screenshots under static/screenshots/ (needs the test extra and chromium)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "docs" / "screenshots"))
+        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "static" / "screenshots"))
 
     def handle(self, *args, out, **options):
         folder = Path(out)
@@ -26,6 +26,7 @@ class Command(BaseCommand):
                 page.goto(f"{url}/events/?range=24h")
                 page.wait_for_selector("#histogram g.bar", state="attached")
                 page.wait_for_selector("[data-live-status][data-state=live]")
+                page.wait_for_selector("#facets [data-facets-box]")
                 self.shot(page, folder / f"feed-{scheme}.png")
                 # A failed flow run's page, as someone chasing a failure would open it.
                 page.goto(f"{url}/events/?range=24h&event=prefect.flow-run.Failed&event=prefect.flow-run.Crashed")
