@@ -9,6 +9,7 @@ import pytest
 
 from eventfeed.events import queries
 from eventfeed.events.filters import EventFilter, ResourceCondition
+from eventfeed.events import models
 from eventfeed.events.models import EventCount
 from tests.conftest import make_event, store
 
@@ -89,3 +90,13 @@ def test_it_fills_the_counts_of_events_stored_before_them(spread):
     importlib.import_module("eventfeed.events.migrations.0004_event_counts").count_stored_events(None, Editor())
     importlib.import_module("eventfeed.events.migrations.0005_label_index_quarter_hour_counts").count_quarter_hours(None, Editor())
     assert {(c.width, c.bucket, c.event): c.count for c in EventCount.objects.all()} == expected
+
+
+def test_it_counts_an_event_in_the_bucket_the_queries_name_at_a_boundarys_last_microsecond():
+    # Far from 1970 a float timestamp has no microseconds left and rounds 00:00:59.999999 up to
+    # the next minute; ingest and the queries must both put it in the minute it happened in.
+    moment = datetime(1000, 3, 1, 0, 1, tzinfo=timezone.utc) - timedelta(microseconds=1)
+    store(make_event("a.edge", occurred=moment))
+    rows = {(c.width, c.bucket) for c in EventCount.objects.filter(event="a.edge")}
+    assert rows == {(w, models.bucket_start(moment, w)) for w in models.ROLLUP_WIDTHS}
+    assert models.bucket_start(moment, 60) == datetime(1000, 3, 1, 0, 0, tzinfo=timezone.utc)

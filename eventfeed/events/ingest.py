@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import dbfaults, jsoncodec, partitions
-from .models import ROLLUP_WIDTHS, Event, EventCount, EventResource, resource_rows
+from .models import EPOCH, ROLLUP_WIDTHS, Event, EventCount, EventResource, resource_rows
 from .schema import RESOURCE_ID, RESOURCE_ROLE, CleanEvent
 from .wire import wire
 
@@ -94,7 +94,6 @@ def arrival_time() -> datetime:
         return cursor.fetchone()[1]
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 MINUTE = timedelta(minutes=1)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
@@ -180,10 +180,16 @@ class EventCount(models.Model):
 ROLLUP_WIDTHS = (60, 900, 3600)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
 def bucket_start(moment: datetime, width: int) -> datetime:
     """The start of the `width`-second count bucket holding `moment` (buckets align to the epoch,
     so to the UTC minute, quarter hour and hour)."""
-    return datetime.fromtimestamp(moment.timestamp() // width * width, dt_timezone.utc)
+    # timedelta arithmetic is exact; a float timestamp can round a last microsecond into the next
+    # bucket, and ingest (rollup_counts) must put an event in the bucket this names.
+    seconds = (moment - EPOCH) // timedelta(seconds=1)
+    return EPOCH + timedelta(seconds=seconds - seconds % width)
 
 
 class RetentionOverride(models.Model):
