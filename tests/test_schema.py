@@ -231,8 +231,9 @@ def test_it_refuses_a_time_more_than_a_day_ahead_naming_the_setting():
 # -- the fast path (decode_clean) accepts exactly what validate_event accepts, and the same way ---
 
 def _fields(event):
+    # The fast path leaves the words' order and a few repeats to PostgreSQL (json_words).
     return (event.id, event.occurred, event.event, event.resource, event.related, event.payload, event.follows,
-            event.words_text)
+            sorted(event.words))
 
 
 def _unusual_but_valid() -> list[dict]:
@@ -271,6 +272,35 @@ def test_it_decodes_valid_bodies_in_one_pass_into_the_events_the_full_path_makes
     for raw in events:
         for one in (decode_clean(json.dumps(raw)), decode_clean(json.dumps(raw), one=True)):
             assert one is None or [_fields(e) for e in one] == [_fields(validate_event(raw)[0])]
+
+
+def test_it_finds_the_same_words_on_the_fast_path_as_the_full_path_finds():
+    import json
+
+    from eventfeed.events.schema import decode_clean
+
+    tag = {"prefect.resource.id": "prefect.tag.nightly", "prefect.resource.role": "tag"}
+    flow = {"prefect.resource.id": "prefect.flow.7", "prefect.resource.role": "flow", "prefect.resource.name": "Load-Orders"}
+    long_word = "x" * (MAX_WORD + 6)
+    events = [
+        make_event("prefect.flow-run.Failed", "prefect.flow-run.1", related=[flow, tag, tag], payload={"Reason": "OOM killed"}),
+        # The words of the id key come from the primary resource, which every event has.
+        make_event("a", "b", related=[{"prefect.resource.id": "resource", "prefect.resource.role": "prefect"}]),
+        # Cut to MAX_WORD characters wherever they are.
+        make_event(payload={"sha": long_word}),
+        make_event(related=[{"prefect.resource.id": long_word, "prefect.resource.role": "blob"}]),
+        # More words than MAX_WORDS keeps: the first ones, in order.
+        make_event(payload={"w": " ".join(f"w{i}" for i in range(MAX_WORDS + 50))}),
+        make_event(payload={"path": "C:\\temp\\new"}, related=[flow]),
+    ]
+    fast = decode_clean(json.dumps(events).encode())
+    assert fast is not None
+    for event, raw in zip(fast, events):
+        slow = validate_event(raw)[0]
+        assert sorted(event.words) == sorted(slow.words)
+        assert len(event.words) == len(set(event.words)) <= MAX_WORDS
+    assert "x" * MAX_WORD in fast[2].words and "x" * MAX_WORD in fast[3].words
+    assert {"prefect", "resource", "id", "role"} <= set(fast[1].words)
 
 
 def test_it_leaves_every_body_the_full_path_refuses_to_it():

@@ -48,8 +48,8 @@ class CleanEvent:
     related: list[dict[str, str]]
     payload: dict[str, Any]
     follows: uuid.UUID | None
-    # The distinct words free-text search finds the event by (search_words()), space-separated
-    # as the column stores them on PostgreSQL: `words` splits them when asked.
+    # The words free-text search finds the event by (search_words()), space-separated as the
+    # column's text on PostgreSQL, maybe a few twice (json_words): `words` splits them when asked.
     words_text: str = ""
     received: datetime | None = None
     # About its JSON size in characters (0: not measured): ingest publishes big events in
@@ -59,10 +59,18 @@ class CleanEvent:
     # wrote them once (for the words), so that COPY does not write them again; None when the
     # event was validated from a dict.
     json: tuple[bytes, list[bytes], bytes] | None = field(default=None, repr=False, compare=False)
+    # Written into both tables' COPY rows: made once (str() of a UUID is Python code).
+    id_text: str = field(init=False, repr=False, compare=False)
+    occurred_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.id_text = str(self.id)
+        self.occurred_text = self.occurred.isoformat()
 
     @property
     def words(self) -> list[str]:
-        return self.words_text.split()
+        # Distinct: the fast path (json_words) leaves a few repeats in the text.
+        return list(dict.fromkeys(self.words_text.split()))
 
     @property
     def resource_id(self) -> str:
@@ -147,49 +155,63 @@ MAX_WORD = 64
 MAX_WORDS = 10_000
 
 
-# The same separators for ASCII bytes: bytes.translate with a 256-byte table is several times
-# faster than str.translate.
-ASCII_BYTE_SEPARATORS = bytes(c if c < 128 and (chr(c).isalnum() or c == 95) else 32 for c in range(256))
+# One table for ASCII JSON text: letters lower-cased, letters, digits and underscores kept, every
+# other byte a space. bytes.translate with a 256-byte table is several times faster than
+# str.translate, and lower() and the separators are one pass.
+WORD_BYTES = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if c < 128 and (chr(c).isalnum() or c == 95) else 32 for c in range(256)
+)
+# Every byte of a word as `a`: a run of MAX_WORD + 1 of them is a word that has to be cut.
+RUN_BYTES = bytes(32 if b == 32 else 97 for b in WORD_BYTES)
+LONG_RUN = b"a" * (MAX_WORD + 1)
 
 
-def _plain_words(text: bytes) -> dict[bytes, None] | None:
-    """The distinct words of a piece of JSON as bytes, in order, or None when the piece is not
-    plain ASCII without escapes (words() then reads the whole text)."""
+def _plain(text: bytes) -> bytes | None:
+    """The words of plain JSON text, each separator a space; None when the text is not ASCII,
+    has an escape or has a word longer than MAX_WORD (words() reads those)."""
     if not text.isascii() or b"\\" in text:
         return None
-    return dict.fromkeys(text.lower().translate(ASCII_BYTE_SEPARATORS).split())
+    spaced = text.translate(WORD_BYTES)
+    return None if LONG_RUN in spaced.translate(RUN_BYTES) else spaced
 
 
-# The words of a related resource's JSON, by that JSON: producers relate the same few flows,
-# deployments, pools, queues and tags to event after event. Emptied when full.
-_related_words: dict[bytes, dict[bytes, None] | None] = {}
+# The words of a related resource's JSON, distinct, space-separated and without those of the key
+# every resource has (the primary resource's give them), by that JSON: producers relate the same
+# few flows, deployments, pools, queues and tags to event after event. Emptied when full.
+_related_words: dict[bytes, bytes | None] = {}
 RELATED_WORDS_KEPT = 4096
 
 
 def json_words(name: bytes, resource: bytes, related: list[bytes], payload: bytes) -> str:
-    """words() of the JSON [name, resource, related, payload] given as the JSON of each part,
-    space-separated: the same words in the same order. Words never span two parts (quotes and
-    commas separate them), so the words of the whole are those of the parts, in order."""
-    seen = _plain_words(name + b"," + resource)
-    tail = _plain_words(payload)
-    if seen is not None and tail is not None:
+    """words() of an event given as the JSON of its parts, as the text the words column is
+    written from: the same words, some of them repeated and in no useful order. PostgreSQL's
+    tsvector input sorts them and drops repeats for less than it costs Python to (ingest spent
+    more on de-duplicating words than on decoding the event); CleanEvent.words drops them for the
+    other readers. Words never span two parts (quotes and commas separate them), so the words of
+    the whole are those of the parts.
+
+    Plain ASCII without escapes and without a word longer than MAX_WORD (nearly every event)
+    is read here, each related resource from a cache; anything else by words()."""
+    # A part of n characters holds at most (n + 1) / 2 words: under this, no event has more than
+    # MAX_WORDS, the most words() keeps.
+    size = len(name) + len(resource) + len(payload) + sum(map(len, related)) + len(related) + 3
+    head = _plain(b",".join((name, resource, payload))) if size <= 2 * MAX_WORDS else None
+    if head is not None:
+        parts = [head]
         cache = _related_words
         for item in related:
             found = cache.get(item, False)
             if found is False:
                 if len(cache) >= RELATED_WORDS_KEPT:
                     cache.clear()
-                found = cache[item] = _plain_words(item)
+                spaced = _plain(item)
+                found = cache[item] = None if spaced is None else b" ".join(
+                    w for w in dict.fromkeys(spaced.split()) if w not in _ID_KEY_BYTES)
             if found is None:
                 break
-            seen.update(found)
+            parts.append(found)
         else:
-            seen.update(tail)
-            if max(map(len, seen), default=0) > MAX_WORD:
-                seen = dict.fromkeys(w[:MAX_WORD] for w in seen)
-            if len(seen) > MAX_WORDS:
-                return b" ".join(list(seen)[:MAX_WORDS]).decode()
-            return b" ".join(seen).decode()
+            return b" ".join(parts).decode()
     text = b",".join([name, resource, b"[" + b",".join(related) + b"]", payload])
     return " ".join(words(text.decode().lower()))
 
@@ -208,6 +230,10 @@ def words(text: str) -> list[str]:
         seen = dict.fromkeys(w[:MAX_WORD] for w in seen)
     found = list(seen)
     return found[:MAX_WORDS] if len(found) > MAX_WORDS else found
+
+
+# Every resource has the key prefect.resource.id: the primary resource's JSON gives its words.
+_ID_KEY_BYTES = frozenset(w.encode() for w in words(json.dumps(RESOURCE_ID)))
 
 
 def json_text(event: str, resource: dict[str, str], related: list[dict[str, str]], payload: dict) -> str:
@@ -451,8 +477,7 @@ def decode_clean(body: bytes | str, *, one: bool = False, size: int | None = Non
             return None
         # A NUL character (PostgreSQL text cannot hold it) or the text "\u0000": the full path
         # tells them apart.
-        if (b"\\u0000" in name_json or b"\\u0000" in resource_json or b"\\u0000" in payload_json
-                or any(b"\\u0000" in t for t in related_json)):
+        if b"\\u0000" in b"".join((name_json, resource_json, payload_json, *related_json)):
             return None
         clean.append(CleanEvent(
             id=w.id, occurred=occurred, event=name, resource=resource, related=related, payload=payload,
