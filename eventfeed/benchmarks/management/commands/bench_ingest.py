@@ -38,7 +38,7 @@ from django.db import DatabaseError, connection
 from eventfeed.events import demo
 from eventfeed.events.ingest import EVENT_COLUMNS, RESOURCE_COLUMNS, copy_text
 from eventfeed.events.models import ApiKey, Event, EventResource
-from eventfeed.events.schema import validate_event
+from eventfeed.events.schema import decode_clean
 
 from eventfeed.benchmarks.processes import cpu_seconds, free_port, peak_rss_mb, wait_for
 
@@ -308,8 +308,9 @@ class Command(BaseCommand):
         """The same rows COPYed by psycopg into the events tables themselves (emptied first, with
         their partitions and indexes), in the same batch size, a commit per batch. Scratch copies
         made with LIKE would miss the indexes: LIKE copies none from a partitioned table. The rows
-        are built before the clock starts: this is the database's ceiling, not Python's."""
-        clean = [validate_event(e)[0] for e in events]
+        are built before the clock starts: this is the database's ceiling, not Python's. They are
+        built as the server builds them (the one-pass decoder leaves repeated words to PostgreSQL)."""
+        clean = [e for i in range(0, len(events), batch) for e in decode_clean(json.dumps(events[i : i + batch]).encode())]
         for e in clean:
             e.received = e.occurred
         batches = [copy_text(clean[i : i + batch]) for i in range(0, len(clean), batch)]
