@@ -27,7 +27,7 @@ COUNT_CAP = 1_000
 
 def capped_count(f: EventFilter, cap: int = COUNT_CAP) -> int:
     """The number of matching events, counted up to `cap` (never a full-table COUNT)."""
-    return f.count_queryset().values("pk")[:cap].count()
+    return f.count_up_to(cap)
 
 
 class Epoch(Func):
