@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection, connections
-from django.db.models import Case, Count, F, FloatField, Func, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, Count, F, FloatField, Func, IntegerField, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Floor
 
 from .filters import EventFilter
@@ -40,6 +40,19 @@ class Epoch(Func):
         if conn.vendor == "postgresql":
             return f"EXTRACT(EPOCH FROM {sql})::float8", params
         return f"((julianday({sql}) - 2440587.5) * 86400.0)", params
+
+
+class WholeSeconds(Func):
+    """Seconds since 1970 of a datetime column holding whole seconds, exactly (SQLite's julianday
+    is a float of days, off by up to a millisecond)."""
+
+    output_field = IntegerField()
+
+    def as_sql(self, compiler, conn, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        if conn.vendor == "postgresql":
+            return f"EXTRACT(EPOCH FROM {sql})::bigint", params
+        return f"CAST(strftime('%%s', {sql}) AS INTEGER)", params
 
 
 @dataclass
@@ -105,16 +118,20 @@ def _rolled_up_counts(f: EventFilter, seconds: float, width: int, by_name: bool 
     start, end = _whole_buckets(f.since, f.until, width)
     if start >= end:
         return _raw_counts(f, seconds, by_name)
+    # Grouped by the histogram's bucket in the database: 7 days of hourly counts by name are
+    # 8,000 rows, and reading each one's time cost the histogram 60 ms. Bucket starts are whole
+    # seconds, which the float division keeps exact.
     rows = (
         EventCount.objects.filter(width=width, bucket__gte=start, bucket__lt=end)
         .filter(f.names_q(connection.vendor))
-        .values("bucket", *(("event",) if by_name else ()))
+        .annotate(index=Floor((WholeSeconds(F("bucket")) - int(PIVOT.timestamp())) / float(seconds)))
+        .values("index", *(("event",) if by_name else ()))
         .annotate(n=Sum("count"))
         .order_by()
     )
     counts = Counter()
     for r in rows:
-        index = math.floor((r["bucket"] - PIVOT).total_seconds() / seconds)
+        index = int(r["index"])
         counts[(index, r["event"]) if by_name else index] += r["n"]
     # The edges are less than one bucket wide: count those events exactly.
     counts.update(_raw_counts(replace(f, until=start - timedelta(microseconds=1)), seconds, by_name))
