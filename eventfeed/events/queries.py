@@ -34,25 +34,21 @@ class Epoch(Func):
     """Seconds since 1970 of a datetime column, as a float, on SQLite and PostgreSQL."""
 
     output_field = FloatField()
+    postgresql = "EXTRACT(EPOCH FROM {})::float8"
+    sqlite = "((julianday({}) - 2440587.5) * 86400.0)"
 
     def as_sql(self, compiler, conn, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
-        if conn.vendor == "postgresql":
-            return f"EXTRACT(EPOCH FROM {sql})::float8", params
-        return f"((julianday({sql}) - 2440587.5) * 86400.0)", params
+        return (self.postgresql if conn.vendor == "postgresql" else self.sqlite).format(sql), params
 
 
-class WholeSeconds(Func):
-    """Seconds since 1970 of a datetime column holding whole seconds, exactly (SQLite's julianday
-    is a float of days, off by up to a millisecond)."""
+class WholeSeconds(Epoch):
+    """The same of a column holding whole seconds, exactly (SQLite's julianday is a float of
+    days, off by up to a millisecond)."""
 
     output_field = IntegerField()
-
-    def as_sql(self, compiler, conn, **extra):
-        sql, params = compiler.compile(self.source_expressions[0])
-        if conn.vendor == "postgresql":
-            return f"EXTRACT(EPOCH FROM {sql})::bigint", params
-        return f"CAST(strftime('%%s', {sql}) AS INTEGER)", params
+    postgresql = "EXTRACT(EPOCH FROM {})::bigint"
+    sqlite = "CAST(strftime('%%s', {}) AS INTEGER)"
 
 
 @dataclass
