@@ -39,7 +39,7 @@ class Problem:
         return {"index": self.index, "path": self.path, "rule": self.rule}
 
 
-@dataclass
+@dataclass(slots=True)
 class CleanEvent:
     id: uuid.UUID
     occurred: datetime
