@@ -50,8 +50,9 @@ class FilterSQL:
 
         With an exact or prefix resource condition, the query joins the resources table and
         orders by its copy of `occurred`, so the newest events of a resource are an index range
-        scan. Such a join can repeat an event (an id prefix matching two of its tags): `page()`
-        removes the repeats.
+        scan. Such a join can repeat an event (an id prefix matching two of its tags). For a
+        page or a capped count, `page()` and `count_up_to()` read the rows first instead
+        (`_driven()`); aggregates (histograms, count-by) and backfills use this.
         """
         vendor = connection.vendor
         driver = self._driver(vendor)
