@@ -29,10 +29,11 @@ def shown(page) -> list[str]:
 
 
 def wait_shown(page, ids: list[str]) -> None:
-    """Back/forward change the URL at once and the rows when the new feed has loaded."""
+    """Back/forward change the URL at once and the rows when the new feed has loaded (within
+    15 s: CI runs two suites on two cores, and a page there once took over 5 s)."""
     page.wait_for_function(
         "ids => JSON.stringify([...document.querySelectorAll('#feed-rows .row')].map(r => r.dataset.id)) === JSON.stringify(ids)",
-        arg=ids, timeout=5_000,
+        arg=ids, timeout=15_000,
     )
 
 

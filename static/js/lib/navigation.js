@@ -35,15 +35,22 @@ export function isoZ(date) {
   return date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+// Navigations started so far: a feed that loads after a later navigation began is not shown.
+let started = 0;
+
 export async function navigate(url, { push = true } = {}) {
+  const mine = ++started;
   let doc;
   try {
     const response = await fetch(url, { credentials: "same-origin" });
     doc = new DOMParser().parseFromString(await response.text(), "text/html");
   } catch {
-    location.assign(url);
+    if (mine === started) location.assign(url);
     return;
   }
+  // Two quick clicks, or back then forward: the answers can come in either order, and the
+  // page must show the feed of the last one, which its URL names.
+  if (mine !== started) return;
   const fresh = doc.querySelector(".feed-page");
   if (!fresh) {
     location.assign(url);
