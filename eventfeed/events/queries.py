@@ -70,11 +70,15 @@ class Bucket:
         }
 
 
+def bucket_index(moment: datetime, seconds: float) -> int:
+    """The index (relative to PIVOT) of the `seconds`-wide bucket holding `moment`, as the
+    database computes it for events (_raw_counts)."""
+    return math.floor((moment - PIVOT).total_seconds() / seconds)
+
+
 def bucket_span(since: datetime, until: datetime, seconds: float) -> tuple[int, int]:
-    """First and last bucket index (relative to PIVOT) covering [since, until]."""
-    first = math.floor((since - PIVOT).total_seconds() / seconds)
-    last = math.floor((until - PIVOT).total_seconds() / seconds)
-    return first, last
+    """First and last bucket index covering [since, until]."""
+    return bucket_index(since, seconds), bucket_index(until, seconds)
 
 
 def _raw_counts(f: EventFilter, seconds: float, by_name: bool = False) -> Counter:
@@ -230,7 +234,7 @@ def histogram(f: EventFilter) -> tuple[int, list[Bucket], bool]:
         return seconds, count_by_time(f, seconds, by_name=True), False
     rows = f.few_matches(EXACT_CAP, ("occurred", "event"))
     if rows is not None:
-        counts = Counter((math.floor((t - PIVOT).total_seconds() / seconds), name) for t, name in rows)
+        counts = Counter((bucket_index(t, seconds), name) for t, name in rows)
         return seconds, _zero_filled(f, seconds, counts, by_name=True), False
     sample = FilterSample.draw(f, SAMPLE_PER_BUCKET, ("event",))
     buckets = sample.estimated_buckets()
@@ -291,8 +295,8 @@ class FilterSample:
         spans = [(max(b.start, f.since), min(b.end, end_of_range)) for b in population if b.count]
         exact = all(b.count <= per_bucket for b in population)
         rows = _union_of_parts(part, spans)
-        seen = Counter(_bucket_index(row[0], seconds, first) for row in rows)
-        matched = [(_bucket_index(row[0], seconds, first), *row[2:]) for row in rows if row[1]]
+        seen = Counter(bucket_index(row[0], seconds) - first for row in rows)
+        matched = [(bucket_index(row[0], seconds) - first, *row[2:]) for row in rows if row[1]]
         return cls(f, seconds, population, seen, matched, exact)
 
     def weight(self, index: int) -> float:
@@ -310,10 +314,6 @@ class FilterSample:
             names = Counter({name: round(n * self.weight(i)) for name, n in matched.get(i, Counter()).items()})
             out.append(replace(b, names=names, count=sum(names.values())))
         return out
-
-
-def _bucket_index(occurred: datetime, seconds: int, first: int) -> int:
-    return math.floor((occurred - PIVOT).total_seconds() / seconds) - first
 
 
 def _union_of_parts(part, spans: list[tuple[datetime, datetime]]) -> list[tuple]:
