@@ -236,7 +236,6 @@ class FilterSQL:
         vendor = connection.vendor
         rows = self._driver_rows(driver)
         order = ("occurred", "event_id") if self.order == "ASC" else ("-occurred", "-event_id")
-        events = events.filter(self._row_conditions(vendor, driver))
         table = Event._meta.db_table
         seen: set[uuid.UUID] = set()
         chunk = first
@@ -245,12 +244,16 @@ class FilterSQL:
                         .order_by(*order).values_list("event_id", "occurred")[:chunk])
             if not keys:
                 return
+            # The rest of the filter, its resource probes bounded by the chunk's days, as in
+            # few_matches (each probe planned over every day's partition cost more than it ran).
+            times = [k[1] for k in keys]
+            rest = self._row_conditions(vendor, driver, within=(min(times), max(times) + timedelta(microseconds=1)))
             # Each array as one literal: quoted element by element (Django binds on the client),
             # a thousand ids and times cost more than the queries.
-            found = {key(e): e for e in events.extra(
+            found = {key(e): e for e in events.filter(rest).extra(
                 where=[f'("{table}"."id", "{table}"."occurred") IN (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]))'],
                 params=["{" + ",".join([str(k[0]) for k in keys]) + "}",
-                        "{" + ",".join([k[1].isoformat() for k in keys]) + "}"])}
+                        "{" + ",".join([t.isoformat() for t in times]) + "}"])}
             for event_id, _ in keys:
                 event = found.get(event_id)
                 if event is not None and event_id not in seen:
